@@ -1,0 +1,50 @@
+# Gatehouse: every task is a target here. README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+CONF ?= conf/gatehouse.yaml
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := cmake pkg-config libssl-dev
+
+.PHONY: deps build run test lint fmt check-config bench bench-load
+
+## Install the system packages the build needs (Pingora's zlib-ng needs cmake; openssl).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build --release --bin gatehouse
+
+## Run Gatehouse on $(CONF) in front of the demo origin (127.0.0.1:9001 and :9002).
+run: deps
+	$(CARGO) build --release --bin gatehouse --example demo_origin
+	@./target/release/examples/demo_origin 127.0.0.1:9001 127.0.0.1:9002 & origin=$$!; \
+	trap 'kill $$origin 2>/dev/null' EXIT INT TERM; \
+	echo "try: curl -i http://127.0.0.1:8080/"; \
+	./target/release/gatehouse -c $(CONF)
+
+## Every test: format, lints, unit and end-to-end tests.
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+
+lint: deps
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Check every config file in conf/.
+check-config: deps
+	$(CARGO) build --bin gatehouse
+	@for f in conf/*.yaml conf/examples/*.yaml; do ./target/debug/gatehouse -t -c $$f || exit 1; done
+
+bench: deps
+	$(CARGO) bench
+
+bench-load: deps
+	@echo "bench-load: not built yet (issue 3)"; exit 1

@@ -1,0 +1,14 @@
+//! Gatehouse: a programmable edge proxy on Pingora, configured by one strict YAML file.
+//!
+//! The modules below are the features; each owns one concern and the proxy hooks in
+//! [`proxy`] call into them.
+
+pub mod config;
+pub mod forwarding;
+pub mod proxy;
+pub mod request_id;
+pub mod rewrite;
+pub mod routing;
+pub mod server;
+pub mod snapshot;
+pub mod upstream;

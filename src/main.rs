@@ -1,0 +1,58 @@
+//! The `gatehouse` command: parse the command line, load the config, run.
+
+use clap::Parser;
+use gatehouse::{config, server};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A programmable edge proxy built on Pingora"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(
+        short = 'c',
+        long = "conf",
+        default_value = "/etc/gatehouse/gatehouse.yaml"
+    )]
+    conf: PathBuf,
+    /// Check the config file, print every problem, and exit (0: valid, 1: not).
+    #[arg(short = 't', long = "test")]
+    test: bool,
+    /// Run in the background (writes `server.pid_file`).
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
+    /// Take the listening sockets over from a running Gatehouse (graceful upgrade).
+    #[arg(short = 'u', long = "upgrade")]
+    upgrade: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let config = match config::load(&cli.conf) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.test {
+        println!(
+            "gatehouse: the configuration file {} is valid",
+            cli.conf.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    server::run(
+        config,
+        server::RunOptions {
+            daemon: cli.daemon,
+            upgrade: cli.upgrade,
+        },
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,269 @@
+//! The Pingora `ProxyHttp` implementation: each hook is a few lines that hand the work to
+//! the module that owns the concern.
+
+pub mod ctx;
+pub mod error_response;
+
+use crate::request_id;
+use crate::routing::RequestInfo;
+use crate::snapshot::Live;
+use crate::upstream::backend::{now_ms, InFlight};
+use crate::upstream::Selector;
+use async_trait::async_trait;
+use bytes::Bytes;
+use ctx::RequestCtx;
+use pingora::http::ResponseHeader;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::sync::Arc;
+
+/// The proxy service; holds only the live config.
+pub struct Gatehouse {
+    live: Live,
+}
+
+impl Gatehouse {
+    pub fn new(live: Live) -> Self {
+        Gatehouse { live }
+    }
+}
+
+/// Feeds passive health with the failure of the current backend, excludes it for the rest
+/// of this request, and says whether another backend may be tried.
+fn record_failure_and_move_on(ctx: &mut RequestCtx) -> bool {
+    let Some((index, in_flight)) = ctx.upstream.current.take() else {
+        return false;
+    };
+    let snapshot = Arc::clone(&ctx.snapshot);
+    let Some(upstream) = ctx
+        .route()
+        .and_then(|route| snapshot.upstreams.get(route.upstream))
+    else {
+        return false;
+    };
+    let backend = in_flight.backend();
+    if backend.record_failure(&upstream.passive, now_ms()) {
+        log::warn!(
+            "upstream {}: backend {} taken out for {:?} after {} failed requests in a row",
+            upstream.name,
+            backend.addr,
+            upstream.passive.cooldown,
+            upstream.passive.max_fails
+        );
+    }
+    ctx.upstream.failed.push(index);
+    ctx.upstream.attempts <= upstream.retries && upstream.has_usable(&ctx.upstream.failed)
+}
+
+fn http_status(code: u16, why: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::HTTPStatus(code), why)
+}
+
+#[async_trait]
+impl ProxyHttp for Gatehouse {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.live.load_full())
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let req = session.req_header();
+        ctx.request_id = request_id::accept_or_make(req.headers.get(request_id::HEADER));
+        ctx.peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.host())
+            .unwrap_or("");
+        let info = RequestInfo {
+            host,
+            path: req.uri.path(),
+            method: &req.method,
+            headers: &req.headers,
+        };
+        ctx.route = ctx
+            .snapshot
+            .router
+            .find(&info)
+            .map(|(position, _)| position);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if ctx.route.is_none() {
+            error_response::respond(session, 404, &ctx.request_id).await;
+            return Ok(true);
+        }
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > ctx.snapshot.max_request_body) {
+            error_response::respond(session, 413, &ctx.request_id).await;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        // Release the backend of a previous attempt before choosing the next.
+        ctx.upstream.current = None;
+        let snapshot = Arc::clone(&ctx.snapshot);
+        let upstream = ctx
+            .route()
+            .and_then(|r| snapshot.upstreams.get(r.upstream))
+            .ok_or_else(|| http_status(404, "no route"))?;
+        let selector = Selector {
+            client_ip: ctx
+                .peer_ip
+                .map(|peer| snapshot.forwarding.client_ip(peer, session.req_header())),
+            headers: &session.req_header().headers,
+            exclude: &ctx.upstream.failed,
+        };
+        let index = upstream
+            .select(&selector)
+            .ok_or_else(|| http_status(503, "no healthy backend"))?;
+        let peer = upstream
+            .peer(index)
+            .ok_or_else(|| http_status(503, "no healthy backend"))?;
+        let backend = Arc::clone(&upstream.backends[index]);
+        ctx.upstream.current = Some((index, InFlight::start(backend)));
+        ctx.upstream.attempts += 1;
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // A request that never reached a backend can always go to another one.
+        let retry = record_failure_and_move_on(ctx);
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer {peer}"));
+        let replayable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        let nothing_sent = session.as_ref().response_written().is_none();
+        if e.esource() == &ErrorSource::Upstream && replayable && nothing_sent {
+            // As nginx's `proxy_next_upstream error timeout`: an idempotent request whose
+            // backend failed before answering goes to another backend.
+            let retry = record_failure_and_move_on(ctx);
+            e.set_retry(retry);
+        } else if replayable {
+            // Pingora's own rule: a stale pooled connection is retried.
+            e.retry.decide_reuse(client_reused);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let _ = session;
+        ctx.snapshot
+            .forwarding
+            .apply(upstream_request, ctx.peer_ip, "http")?;
+        upstream_request.insert_header(request_id::HEADER, ctx.request_id.clone())?;
+        if let Some(route) = ctx.route() {
+            route.request_headers.apply(upstream_request)?;
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > ctx.snapshot.max_request_body {
+                return Err(http_status(
+                    413,
+                    "request body larger than max_request_body",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some((_, in_flight)) = &ctx.upstream.current {
+            in_flight.backend().record_success();
+        }
+        ctx.snapshot.hide_headers.apply(upstream_response)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(route) = ctx.route() {
+            route.response_headers.apply(upstream_response)?;
+        }
+        upstream_response.insert_header(request_id::HEADER, ctx.request_id.clone())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let status = error_response::status_for(e);
+        if status > 0 {
+            error_response::respond(session, status, &ctx.request_id).await;
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.upstream.current = None;
+    }
+}

@@ -1,0 +1,53 @@
+//! The runtime view of one config file: routes, upstreams and policies, built once from a
+//! validated [`Config`] and shared read-only by every request.
+//!
+//! The live snapshot sits behind an atomically swapped `Arc` ([`Live`]): each request takes
+//! its own `Arc` when it starts, so it sees one config from start to end even if a new one
+//! is swapped in meanwhile.
+
+use crate::config::Config;
+use crate::forwarding::Forwarding;
+use crate::rewrite::HeaderRewrite;
+use crate::routing::{Route, Router};
+use crate::upstream::UpstreamSet;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// The config in force, swappable without blocking requests.
+pub type Live = Arc<ArcSwap<Snapshot>>;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub router: Router,
+    pub upstreams: UpstreamSet,
+    pub forwarding: Forwarding,
+    /// Taken off every upstream response.
+    pub hide_headers: HeaderRewrite,
+    pub max_request_body: u64,
+}
+
+impl Snapshot {
+    /// Builds from a validated config. Every route's upstream exists (validation checked).
+    pub fn build(config: &Config) -> Self {
+        let upstreams = UpstreamSet::from_config(&config.upstreams);
+        let routes = config
+            .routes
+            .iter()
+            .filter_map(|section| {
+                let upstream = upstreams.index_of(&section.upstream)?;
+                Some(Route::from_config(section, upstream))
+            })
+            .collect();
+        Snapshot {
+            router: Router::new(routes),
+            upstreams,
+            forwarding: Forwarding::new(config.trusted_proxies.iter().map(|c| c.0).collect()),
+            hide_headers: HeaderRewrite::removing(config.hide_headers.iter().map(|h| h.0.clone())),
+            max_request_body: config.max_request_body.0,
+        }
+    }
+
+    pub fn live(self) -> Live {
+        Arc::new(ArcSwap::from_pointee(self))
+    }
+}
