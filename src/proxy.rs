@@ -15,7 +15,7 @@ use ctx::RequestCtx;
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
 use std::sync::Arc;
 
 /// The proxy service; holds only the live config.
@@ -173,14 +173,16 @@ impl ProxyHttp for Gatehouse {
         let replayable = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
         let nothing_sent = session.as_ref().response_written().is_none();
-        if e.esource() == &ErrorSource::Upstream && replayable && nothing_sent {
-            // As nginx's `proxy_next_upstream error timeout`: an idempotent request whose
-            // backend failed before answering goes to another backend.
-            let retry = record_failure_and_move_on(ctx);
-            e.set_retry(retry);
-        } else if replayable {
-            // Pingora's own rule: a stale pooled connection is retried.
-            e.retry.decide_reuse(client_reused);
+        let stale_pooled_connection = client_reused && matches!(e.retry, RetryType::ReusedOnly);
+        if stale_pooled_connection {
+            // The backend closed an idle keep-alive connection as we reused it: not its
+            // fault; Pingora's rule retries a replayable request on a fresh connection.
+            e.set_retry(replayable);
+        } else if e.esource() == &ErrorSource::Upstream {
+            // As nginx's `proxy_next_upstream error timeout`: the failure counts against the
+            // backend, and an idempotent request it failed before answering goes to another.
+            let can_move_on = record_failure_and_move_on(ctx);
+            e.set_retry(can_move_on && replayable && nothing_sent);
         } else {
             e.set_retry(false);
         }

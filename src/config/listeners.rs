@@ -35,6 +35,22 @@ pub fn validate(listeners: &[(usize, Listener)], problems: &mut Problems) {
                 ),
             );
         }
+        let overlap = addresses.iter().find(|(other, _)| {
+            let (a, b) = (listener.address.0, other.0);
+            a.port() == b.port()
+                && a.is_ipv4() == b.is_ipv4()
+                && a.ip() != b.ip()
+                && (a.ip().is_unspecified() || b.ip().is_unspecified())
+        });
+        if let Some((other, first)) = overlap {
+            problems.add(
+                format!("listeners[{i}].address"),
+                format!(
+                    "{} overlaps {other} (listeners[{first}]): a wildcard address already takes that port on every interface",
+                    listener.address
+                ),
+            );
+        }
         if let Some(first) = addresses.insert(listener.address, i) {
             problems.add(
                 format!("listeners[{i}].address"),

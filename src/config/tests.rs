@@ -84,3 +84,15 @@ fn unknown_top_level_keys_list_the_known_ones() {
     assert_eq!(problems[0].path, "listeners2");
     assert!(problems[0].message.contains("expected one of"));
 }
+
+#[test]
+fn a_wildcard_listener_overlaps_a_specific_one_on_the_same_port() {
+    let text = VALID.replace(
+        "  - { name: public, address: \"127.0.0.1:8080\" }",
+        "  - { name: public, address: \"127.0.0.1:8080\" }\n  - { name: all, address: \"0.0.0.0:8080\" }\n  - { name: other, address: \"0.0.0.0:8081\" }",
+    );
+    let problems = problems_of(&text);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].path, "listeners[1].address");
+    assert!(problems[0].message.contains("overlaps"));
+}
