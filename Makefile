@@ -3,11 +3,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONF ?= conf/gatehouse.yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake pkg-config libssl-dev
+APT_PACKAGES := cmake perl make
 
 .PHONY: deps build run test lint fmt check-config bench bench-load
 
-## Install the system packages the build needs (Pingora's zlib-ng needs cmake; openssl).
+## Install the system packages the build needs: cmake (Pingora's zlib-ng), perl and make (its vendored OpenSSL).
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
