@@ -43,8 +43,15 @@ check-config: deps
 	$(CARGO) build --bin gatehouse
 	@for f in conf/*.yaml conf/examples/*.yaml; do ./target/debug/gatehouse -t -c $$f || exit 1; done
 
+## Criterion benches of the hot paths (route lookup, headers, selection).
 bench: deps
-	$(CARGO) bench
+	$(CARGO) bench --bench hot_paths
 
+## Side by side under load: Gatehouse vs bare Pingora vs nginx (installs nginx and wrk).
 bench-load: deps
-	@echo "bench-load: not built yet (issue 3)"; exit 1
+	@missing=""; for p in nginx wrk util-linux; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	$(CARGO) build --release --bin gatehouse --example bare_pingora
+	benches/load.sh $(SCENARIOS)

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark: Gatehouse vs a bare Pingora pass-through vs nginx.
+#
+# On loopback. The origin (nginx `return 200`) and the load generator (wrk) share core 0;
+# the proxy under test runs alone on core 1 with one worker thread, so it is the
+# bottleneck and its CPU time per request is what we compare. Rounds interleave the
+# proxies (A B C A B C ...) so that drift on a shared machine hits all of them alike.
+# Reported per proxy: requests/s, p50/p99 latency, and CPU microseconds per request
+# (utime+stime of all the proxy's processes from /proc, over the run, divided by the
+# requests wrk completed); then the ratios, as medians over rounds.
+#
+# Usage: benches/load.sh [SCENARIO...]   (scenarios: passthrough edge; default: both)
+# Environment: ROUNDS (5), DURATION seconds per run (4), CONNECTIONS (16), BIN_DIR.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-4}
+CONNECTIONS=${CONNECTIONS:-16}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN_DIR=${BIN_DIR:-$ROOT/target/release}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(passthrough edge)
+PROXIES=(gatehouse bare-pingora nginx)
+LOAD_CORE=0
+PROXY_CORE=1
+
+WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+die() { echo "bench-load: $*" >&2; exit 1; }
+for tool in nginx wrk taskset; do
+    command -v "$tool" >/dev/null || die "$tool is missing (make bench-load installs it)"
+done
+[ -x "$BIN_DIR/gatehouse" ] && [ -x "$BIN_DIR/examples/bare_pingora" ] ||
+    die "build first: cargo build --release --bin gatehouse --example bare_pingora"
+[ "$(nproc)" -ge 2 ] || die "needs 2 cores (one for the proxy, one for origin and load)"
+NGINX=$(command -v nginx)
+CLK_TCK=$(getconf CLK_TCK)
+
+# A port nothing listens on (random, checked), so runs never collide with anything.
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+    done
+}
+
+wait_port() {
+    local port=$1 i
+    for i in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    die "nothing listens on $port; see $WORK/*.log"
+}
+
+# CPU ticks (utime+stime) of a process and its children that are still alive.
+cpu_ticks() {
+    local total=0 pid stat rest
+    for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
+        [ -r "/proc/$pid/stat" ] || continue
+        stat=$(cat "/proc/$pid/stat")
+        rest=${stat##*) }
+        # fields after the command: state(3) ... utime(14) stime(15) => 12th and 13th here
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# --- the origin -------------------------------------------------------------------
+ORIGIN_PORT=$(free_port)
+mkdir -p "$WORK/origin"
+cat >"$WORK/origin/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/origin/nginx.pid;
+error_log $WORK/origin/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$ORIGIN_PORT reuseport;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+taskset -c $LOAD_CORE "$NGINX" -p "$WORK/origin" -c "$WORK/origin/nginx.conf" >/dev/null 2>"$WORK/origin.log" &
+PIDS+=($!)
+wait_port "$ORIGIN_PORT"
+
+# --- proxy configs per scenario ----------------------------------------------------
+# passthrough: one upstream, everything passed through, upstream keep-alive.
+# edge: 30 routes (10 sites x exact/prefix/regex), header rewrites, forwarding headers
+#       from a trusted proxy, request ids, backend headers hidden. (The 90/10 sticky split
+#       and the access log join this scenario when Gatehouse has them.)
+SITES=10
+edge_routes_yaml() {
+    local i
+    for i in $(seq 0 $((SITES - 1))); do
+        cat <<EOF
+  - { name: login-$i, upstream: app, match: { host: site$i.example.com, path: { exact: /login } } }
+  - name: api-$i
+    upstream: app
+    match: { host: site$i.example.com, path: { prefix: /api/v1/ } }
+    request_headers: { remove: [X-Debug], set: { X-Site: site$i } }
+    response_headers: { set: { X-Frame-Options: DENY } }
+  - { name: static-$i, upstream: app, match: { host: site$i.example.com, path: { regex: "^/static/[a-z]+/" } } }
+EOF
+    done
+}
+
+edge_nginx_servers() {
+    local i
+    for i in $(seq 0 $((SITES - 1))); do
+        cat <<EOF
+    server {
+        listen 127.0.0.1:$1;
+        server_name site$i.example.com;
+        location = /login { proxy_pass http://app; }
+        location /api/v1/ {
+            proxy_pass http://app;
+            # proxy_set_header here replaces every inherited one, so all are repeated.
+            include $WORK/nginx-edge/forwarding.conf;
+            proxy_set_header X-Debug "";
+            proxy_set_header X-Site site$i;
+            # add_header here replaces the inherited ones too.
+            add_header X-Request-Id \$request_id;
+            add_header X-Frame-Options DENY;
+        }
+        location ~ ^/static/[a-z]+/ { proxy_pass http://app; }
+    }
+EOF
+    done
+}
+
+start_gatehouse() { # scenario port
+    local dir="$WORK/gatehouse-$1"
+    mkdir -p "$dir"
+    {
+        cat <<EOF
+server: { threads: 1, pid_file: $dir/pid, upgrade_sock: $dir/upgrade.sock }
+listeners: [ { name: bench, address: "127.0.0.1:$2" } ]
+upstreams:
+  app:
+    backends: [ { address: "127.0.0.1:$ORIGIN_PORT" } ]
+EOF
+        if [ "$1" = edge ]; then
+            echo "trusted_proxies: [127.0.0.1]"
+            echo "routes:"
+            edge_routes_yaml
+        else
+            echo "routes: [ { name: all, upstream: app } ]"
+        fi
+    } >"$dir/gatehouse.yaml"
+    RUST_LOG=warn taskset -c $PROXY_CORE "$BIN_DIR/gatehouse" -c "$dir/gatehouse.yaml" >/dev/null 2>"$dir/log" &
+    echo $!
+}
+
+start_bare() { # scenario port
+    RUST_LOG=warn taskset -c $PROXY_CORE "$BIN_DIR/examples/bare_pingora" "127.0.0.1:$2" \
+        "127.0.0.1:$ORIGIN_PORT" 1 >/dev/null 2>"$WORK/bare-$1.log" &
+    echo $!
+}
+
+start_nginx() { # scenario port
+    local dir="$WORK/nginx-$1"
+    mkdir -p "$dir"
+    {
+        cat <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream app { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+EOF
+        if [ "$1" = edge ]; then
+            cat >"$dir/forwarding.conf" <<EOF
+proxy_set_header Connection "";
+proxy_set_header Host \$host;
+proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+proxy_set_header X-Real-IP \$remote_addr;
+proxy_set_header X-Forwarded-Proto \$scheme;
+proxy_set_header X-Forwarded-Host \$host;
+proxy_set_header X-Request-Id \$request_id;
+EOF
+            cat <<EOF
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    real_ip_recursive on;
+    include $dir/forwarding.conf;
+    add_header X-Request-Id \$request_id;
+    proxy_hide_header Server;
+    proxy_hide_header X-Powered-By;
+EOF
+            edge_nginx_servers "$2"
+        else
+            echo "    server { listen 127.0.0.1:$2; location / { proxy_pass http://app; } }"
+        fi
+        echo "}"
+    } >"$dir/nginx.conf"
+    taskset -c $PROXY_CORE "$NGINX" -p "$dir" -c "$dir/nginx.conf" >/dev/null 2>"$dir/log" &
+    echo $!
+}
+
+# wrk against a port; prints "requests rps p50_us p99_us"
+run_wrk() { # port seconds host
+    local out
+    out=$(taskset -c $LOAD_CORE wrk -t1 -c"$CONNECTIONS" -d"$2s" --latency \
+        -H "Host: $3" -H "X-Forwarded-For: 203.0.113.7" -H "User-Agent: Mozilla/5.0 bench" \
+        "http://127.0.0.1:$1$4")
+    awk '
+        function us(v) {
+            if (v ~ /us$/) return v + 0;
+            if (v ~ /ms$/) return (v + 0) * 1000;
+            if (v ~ /s$/) return (v + 0) * 1000000;
+            return v + 0;
+        }
+        / requests in / { req = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /^ +50%/ { p50 = us($2) }
+        /^ +99%/ { p99 = us($2) }
+        END { printf "%d %.0f %.0f %.0f\n", req, rps, p50, p99 }
+    ' <<<"$out"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "Gatehouse load benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS; proxy pinned to core $PROXY_CORE (1 worker), origin+wrk on core $LOAD_CORE"
+echo
+
+for scenario in "${SCENARIOS[@]}"; do
+    case $scenario in
+        passthrough) host=localhost; path=/ ;;
+        edge) host=site9.example.com; path=/api/v1/users/42 ;;
+        *) die "unknown scenario $scenario (passthrough, edge)" ;;
+    esac
+    declare -A PORT PID
+    for proxy in "${PROXIES[@]}"; do
+        PORT[$proxy]=$(free_port)
+        case $proxy in
+            gatehouse) PID[$proxy]=$(start_gatehouse "$scenario" "${PORT[$proxy]}") ;;
+            bare-pingora) PID[$proxy]=$(start_bare "$scenario" "${PORT[$proxy]}") ;;
+            nginx) PID[$proxy]=$(start_nginx "$scenario" "${PORT[$proxy]}") ;;
+        esac
+        PIDS+=("${PID[$proxy]}")
+        wait_port "${PORT[$proxy]}"
+        run_wrk "${PORT[$proxy]}" 1 "$host" "$path" >/dev/null # warm up
+    done
+    results="$WORK/results-$scenario"
+    : >"$results"
+    for round in $(seq 1 "$ROUNDS"); do
+        for proxy in "${PROXIES[@]}"; do
+            before=$(cpu_ticks "${PID[$proxy]}")
+            read -r req rps p50 p99 <<<"$(run_wrk "${PORT[$proxy]}" "$DURATION" "$host" "$path")"
+            after=$(cpu_ticks "${PID[$proxy]}")
+            [ "$req" -gt 0 ] || die "$proxy served nothing in $scenario; see $WORK"
+            cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.2f", t * 1000000 / hz / n }')
+            echo "$round $proxy $rps $p50 $p99 $cpu_us" >>"$results"
+        done
+    done
+    for proxy in "${PROXIES[@]}"; do kill "${PID[$proxy]}" 2>/dev/null || true; done
+
+    echo "== scenario: $scenario (GET http://$host$path) =="
+    printf "%-14s %12s %10s %10s %14s\n" proxy "requests/s" "p50 (us)" "p99 (us)" "CPU us/req"
+    declare -A CPU
+    for proxy in "${PROXIES[@]}"; do
+        col() { awk -v p="$proxy" -v c="$1" '$2 == p { print $c }' "$results" | median; }
+        CPU[$proxy]=$(col 6)
+        printf "%-14s %12.0f %10.0f %10.0f %14.2f\n" "$proxy" "$(col 3)" "$(col 4)" "$(col 5)" "${CPU[$proxy]}"
+    done
+    # Ratios per round, then the median (drift cancels within a round).
+    ratio() {
+        awk -v a="$1" -v b="$2" '
+            $2 == a { x[$1] = $6 } $2 == b { y[$1] = $6 }
+            END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$results" | median
+    }
+    printf "ratio CPU/request  gatehouse/bare-pingora: %.3f   gatehouse/nginx: %.3f   (medians of per-round ratios)\n\n" \
+        "$(ratio gatehouse bare-pingora)" "$(ratio gatehouse nginx)"
+    unset PORT PID CPU
+done
