@@ -10,7 +10,9 @@
 # requests wrk completed); then the ratios, as medians over rounds.
 #
 # Usage: benches/load.sh [SCENARIO...]   (scenarios: passthrough edge; default: both)
-# Environment: ROUNDS (5), DURATION seconds per run (4), CONNECTIONS (16), BIN_DIR.
+# Environment: ROUNDS (5), DURATION seconds per run (4), CONNECTIONS (16), BIN_DIR,
+# GATEHOUSE_SERVER_EXTRA (extra `server:` keys for a tuning experiment, e.g.
+# ", work_stealing: true").
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
@@ -27,7 +29,8 @@ PROXY_CORE=1
 WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # SIGINT: fast shutdown for Pingora and nginx alike (SIGTERM makes Pingora wait its grace period).
+    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -147,7 +150,7 @@ start_gatehouse() { # scenario port
     mkdir -p "$dir"
     {
         cat <<EOF
-server: { threads: 1, pid_file: $dir/pid, upgrade_sock: $dir/upgrade.sock }
+server: { threads: 1, pid_file: $dir/pid, upgrade_sock: $dir/upgrade.sock${GATEHOUSE_SERVER_EXTRA:-} }
 listeners: [ { name: bench, address: "127.0.0.1:$2" } ]
 upstreams:
   app:
@@ -274,7 +277,7 @@ for scenario in "${SCENARIOS[@]}"; do
             echo "$round $proxy $rps $p50 $p99 $cpu_us" >>"$results"
         done
     done
-    for proxy in "${PROXIES[@]}"; do kill "${PID[$proxy]}" 2>/dev/null || true; done
+    for proxy in "${PROXIES[@]}"; do kill -INT "${PID[$proxy]}" 2>/dev/null || true; done
 
     echo "== scenario: $scenario (GET http://$host$path) =="
     printf "%-14s %12s %10s %10s %14s\n" proxy "requests/s" "p50 (us)" "p99 (us)" "CPU us/req"

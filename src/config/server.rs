@@ -26,16 +26,20 @@ pub struct ServerSection {
     pub user: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
-    /// After SIGQUIT or SIGTERM: how long the old process keeps accepting before it stops.
-    #[serde(default)]
-    pub grace_period: Option<Duration>,
+    /// After SIGQUIT (upgrade) or SIGTERM: how long the old process goes on serving before
+    /// it shuts down. Pingora waits this long even when idle; its own default is 5 minutes.
+    #[serde(default = "default_grace_period")]
+    pub grace_period: Duration,
     /// Then: how long in-flight requests get to finish before the process exits.
-    #[serde(default)]
-    pub graceful_shutdown_timeout: Option<Duration>,
+    #[serde(default = "default_graceful_shutdown_timeout")]
+    pub graceful_shutdown_timeout: Duration,
     /// Idle upstream connections kept for reuse, per worker thread.
     #[serde(default = "default_keepalive_pool")]
     pub upstream_keepalive_pool_size: usize,
-    /// Let idle worker threads steal work from busy ones.
+    /// Let idle worker threads steal work from busy ones (Pingora's default). Off saves
+    /// 2-5% CPU per request in `make bench-load`, but Pingora 0.9's per-thread runtimes
+    /// then lose some upstream connection reuse with 2 or more threads (see
+    /// benches/README.md), so it stays on.
     #[serde(default = "default_true")]
     pub work_stealing: bool,
 }
@@ -49,11 +53,17 @@ fn default_pid_file() -> String {
 fn default_upgrade_sock() -> String {
     "/tmp/gatehouse-upgrade.sock".into()
 }
-fn default_keepalive_pool() -> usize {
-    128
+fn default_grace_period() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_graceful_shutdown_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_true() -> bool {
     true
+}
+fn default_keepalive_pool() -> usize {
+    128
 }
 
 impl Default for ServerSection {
@@ -65,8 +75,8 @@ impl Default for ServerSection {
             error_log: None,
             user: None,
             group: None,
-            grace_period: None,
-            graceful_shutdown_timeout: None,
+            grace_period: default_grace_period(),
+            graceful_shutdown_timeout: default_graceful_shutdown_timeout(),
             upstream_keepalive_pool_size: default_keepalive_pool(),
             work_stealing: true,
         }
@@ -98,13 +108,38 @@ impl ServerSection {
             error_log: self.error_log.clone(),
             user: self.user.clone(),
             group: self.group.clone(),
-            grace_period_seconds: self.grace_period.map(|d| d.get().as_secs()),
-            graceful_shutdown_timeout_seconds: self
-                .graceful_shutdown_timeout
-                .map(|d| d.get().as_secs()),
+            grace_period_seconds: Some(self.grace_period.get().as_secs()),
+            graceful_shutdown_timeout_seconds: Some(self.graceful_shutdown_timeout.get().as_secs()),
             upstream_keepalive_pool_size: self.upstream_keepalive_pool_size,
             work_stealing: self.work_stealing,
             ..ServerConf::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pingora_gets_our_defaults_not_its_own() {
+        let conf = ServerSection::default().to_pingora();
+        // Pingora alone would wait 5 minutes after SIGTERM.
+        assert_eq!(conf.grace_period_seconds, Some(5));
+        assert_eq!(conf.graceful_shutdown_timeout_seconds, Some(5));
+        assert_eq!(conf.pid_file, "/tmp/gatehouse.pid");
+        assert!(conf.work_stealing);
+    }
+
+    #[test]
+    fn durations_are_handed_over_in_seconds() {
+        let section: ServerSection = serde_yaml::from_str(
+            "{ threads: 4, grace_period: 30s, graceful_shutdown_timeout: 1m }",
+        )
+        .expect("valid");
+        let conf = section.to_pingora();
+        assert_eq!(conf.threads, 4);
+        assert_eq!(conf.grace_period_seconds, Some(30));
+        assert_eq!(conf.graceful_shutdown_timeout_seconds, Some(60));
     }
 }

@@ -202,13 +202,19 @@ impl Proxy {
     /// harness adds: one listener on a free port, files in a temp dir) and waits until it
     /// accepts connections.
     pub async fn start(body: &str) -> Proxy {
+        Self::start_with_server("", body).await
+    }
+
+    /// As [`Proxy::start`], with extra `server:` keys (`server_extra` is YAML lines
+    /// indented two spaces).
+    pub async fn start_with_server(server_extra: &str, body: &str) -> Proxy {
         let mut last_log = String::new();
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = free_port();
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let config = format!(
-                "server:\n  threads: 2\n  pid_file: {dir}/gatehouse.pid\n  upgrade_sock: {dir}/upgrade.sock\nlisteners:\n  - {{ name: test, address: \"{addr}\" }}\n{body}",
+                "server:\n  threads: 2\n  pid_file: {dir}/gatehouse.pid\n  upgrade_sock: {dir}/upgrade.sock\n{server_extra}listeners:\n  - {{ name: test, address: \"{addr}\" }}\n{body}",
                 dir = dir.path().display()
             );
             let conf = dir.path().join("gatehouse.yaml");
