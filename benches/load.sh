@@ -102,9 +102,10 @@ wait_port "$ORIGIN_PORT"
 
 # --- proxy configs per scenario ----------------------------------------------------
 # passthrough: one upstream, everything passed through, upstream keep-alive.
-# edge: 30 routes (10 sites x exact/prefix/regex), header rewrites, forwarding headers
-#       from a trusted proxy, request ids, backend headers hidden. (The 90/10 sticky split
-#       and the access log join this scenario when Gatehouse has them.)
+# edge: 30 routes (10 sites x exact/prefix/regex), a 90/10 split sticky by cookie (the
+#       client sends its cookie; nginx: split_clients on it), header rewrites, forwarding
+#       headers from a trusted proxy, request ids, backend headers hidden. (The access log
+#       joins when Gatehouse has one.)
 SITES=10
 edge_routes_yaml() {
     local i
@@ -114,6 +115,7 @@ edge_routes_yaml() {
   - name: api-$i
     upstream: app
     match: { host: site$i.example.com, path: { prefix: /api/v1/ } }
+    split: { canary: app-canary, weight: 10, sticky: { cookie: { name: gh_variant } } }
     request_headers: { remove: [X-Debug], set: { X-Site: site$i } }
     response_headers: { set: { X-Frame-Options: DENY } }
   - { name: static-$i, upstream: app, match: { host: site$i.example.com, path: { regex: "^/static/[a-z]+/" } } }
@@ -130,7 +132,7 @@ edge_nginx_servers() {
         server_name site$i.example.com;
         location = /login { proxy_pass http://app; }
         location /api/v1/ {
-            proxy_pass http://app;
+            proxy_pass http://\$api_variant;
             # proxy_set_header here replaces every inherited one, so all are repeated.
             include $WORK/nginx-edge/forwarding.conf;
             proxy_set_header X-Debug "";
@@ -154,6 +156,8 @@ server: { threads: 1, pid_file: $dir/pid, upgrade_sock: $dir/upgrade.sock${GATEH
 listeners: [ { name: bench, address: "127.0.0.1:$2" } ]
 upstreams:
   app:
+    backends: [ { address: "127.0.0.1:$ORIGIN_PORT" } ]
+  app-canary:
     backends: [ { address: "127.0.0.1:$ORIGIN_PORT" } ]
 EOF
         if [ "$1" = edge ]; then
@@ -202,6 +206,8 @@ proxy_set_header X-Forwarded-Host \$host;
 proxy_set_header X-Request-Id \$request_id;
 EOF
             cat <<EOF
+    upstream app-canary { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
+    split_clients "\${cookie_gh_variant}" \$api_variant { 10% app-canary; * app; }
     set_real_ip_from 127.0.0.1;
     real_ip_header X-Forwarded-For;
     real_ip_recursive on;
@@ -225,6 +231,7 @@ run_wrk() { # port seconds host
     local out
     out=$(taskset -c $LOAD_CORE wrk -t1 -c"$CONNECTIONS" -d"$2s" --latency \
         -H "Host: $3" -H "X-Forwarded-For: 203.0.113.7" -H "User-Agent: Mozilla/5.0 bench" \
+        -H "Cookie: theme=dark; gh_variant=4242" \
         "http://127.0.0.1:$1$4")
     awk '
         function us(v) {

@@ -10,6 +10,7 @@ pub mod listeners;
 pub mod locate;
 pub mod routes;
 pub mod server;
+pub mod split;
 pub mod upstreams;
 pub mod values;
 

@@ -5,18 +5,20 @@ pub mod ctx;
 pub mod error_response;
 
 use crate::request_id;
+use crate::routing::split::SplitRequest;
 use crate::routing::RequestInfo;
 use crate::snapshot::Live;
 use crate::upstream::backend::{now_ms, InFlight};
 use crate::upstream::Selector;
 use async_trait::async_trait;
 use bytes::Bytes;
-use ctx::RequestCtx;
+use ctx::{RequestCtx, SplitChoice};
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The proxy service; holds only the live config.
 pub struct Gatehouse {
@@ -36,10 +38,7 @@ fn record_failure_and_move_on(ctx: &mut RequestCtx) -> bool {
         return false;
     };
     let snapshot = Arc::clone(&ctx.snapshot);
-    let Some(upstream) = ctx
-        .route()
-        .and_then(|route| snapshot.upstreams.get(route.upstream))
-    else {
+    let Some(upstream) = ctx.upstream_index.and_then(|i| snapshot.upstreams.get(i)) else {
         return false;
     };
     let backend = in_flight.backend();
@@ -79,6 +78,9 @@ impl ProxyHttp for Gatehouse {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        ctx.client_ip = ctx
+            .peer_ip
+            .map(|peer| ctx.snapshot.forwarding.client_ip(peer, req));
         let host = req
             .headers
             .get(http::header::HOST)
@@ -100,10 +102,30 @@ impl ProxyHttp for Gatehouse {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if ctx.route.is_none() {
+        let Some(route) = ctx.route() else {
             error_response::respond(session, 404, &ctx.request_id).await;
             return Ok(true);
-        }
+        };
+        let (upstream_index, variant) = match &route.split {
+            None => (route.upstream, None),
+            Some(split) => {
+                let req = session.req_header();
+                let assignment = split.assign(&SplitRequest {
+                    headers: &req.headers,
+                    query: req.uri.query(),
+                    client_ip: ctx.client_ip,
+                });
+                (
+                    split.variants[assignment.variant].upstream,
+                    Some(SplitChoice {
+                        variant: assignment.variant,
+                        set_cookie: assignment.set_cookie,
+                    }),
+                )
+            }
+        };
+        ctx.upstream_index = Some(upstream_index);
+        ctx.variant = variant;
         let declared = session
             .req_header()
             .headers
@@ -126,13 +148,11 @@ impl ProxyHttp for Gatehouse {
         ctx.upstream.current = None;
         let snapshot = Arc::clone(&ctx.snapshot);
         let upstream = ctx
-            .route()
-            .and_then(|r| snapshot.upstreams.get(r.upstream))
+            .upstream_index
+            .and_then(|i| snapshot.upstreams.get(i))
             .ok_or_else(|| http_status(404, "no route"))?;
         let selector = Selector {
-            client_ip: ctx
-                .peer_ip
-                .map(|peer| snapshot.forwarding.client_ip(peer, session.req_header())),
+            client_ip: ctx.client_ip,
             headers: &session.req_header().headers,
             exclude: &ctx.upstream.failed,
         };
@@ -245,6 +265,15 @@ impl ProxyHttp for Gatehouse {
     ) -> Result<()> {
         if let Some(route) = ctx.route() {
             route.response_headers.apply(upstream_response)?;
+            if let (Some(split), Some(choice)) = (&route.split, &ctx.variant) {
+                if let Some(cookie) = &choice.set_cookie {
+                    upstream_response.append_header(http::header::SET_COOKIE, cookie.clone())?;
+                }
+                if let Some(name) = &split.expose_header {
+                    let variant = &split.variants[choice.variant].name;
+                    upstream_response.insert_header(name.clone(), variant.as_str())?;
+                }
+            }
         }
         upstream_response.insert_header(request_id::HEADER, ctx.request_id.clone())
     }
@@ -265,7 +294,19 @@ impl ProxyHttp for Gatehouse {
         }
     }
 
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.upstream.current = None;
+        let status = session
+            .as_ref()
+            .response_written()
+            .map_or(0, |r| r.status.as_u16());
+        if let (Some(route), Some(choice)) = (ctx.route(), &ctx.variant) {
+            if let Some(split) = &route.split {
+                let failed =
+                    status >= 500 || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
+                let now = Instant::now();
+                split.record(choice.variant, now, failed, now - ctx.started);
+            }
+        }
     }
 }

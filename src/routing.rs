@@ -7,26 +7,30 @@
 //! lookup is the first match in that order.
 
 pub mod matcher;
+pub mod split;
 
 use crate::config::routes::RouteSection;
 use crate::rewrite::HeaderRewrite;
 use http::{HeaderMap, Method};
 use matcher::{Conditions, HeaderCondition, HostMatch, PathMatch};
+use split::Split;
 
 /// One route, ready to match.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Route {
     pub name: String,
     conditions: Conditions,
-    /// Index of the upstream in the snapshot's upstream set.
+    /// Index of the upstream in the snapshot's upstream set (the baseline of a split).
     pub upstream: usize,
+    /// Traffic sent to other upstreams by weight.
+    pub split: Option<Split>,
     pub request_headers: HeaderRewrite,
     pub response_headers: HeaderRewrite,
 }
 
 impl Route {
     /// `upstream` is the index the route's upstream name resolved to.
-    pub fn from_config(section: &RouteSection, upstream: usize) -> Self {
+    pub fn from_config(section: &RouteSection, upstream: usize, split: Option<Split>) -> Self {
         let m = &section.matches;
         let path = match &m.path {
             None => PathMatch::Any,
@@ -58,6 +62,7 @@ impl Route {
                     .collect(),
             },
             upstream,
+            split,
             request_headers: HeaderRewrite::from_config(&section.request_headers),
             response_headers: HeaderRewrite::from_config(&section.response_headers),
         }
@@ -76,7 +81,7 @@ pub struct RequestInfo<'a> {
 }
 
 /// The routes of one config, most specific first.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Router {
     /// (index in the config file, route), sorted by specificity then file order.
     routes: Vec<(usize, Route)>,
@@ -107,6 +112,20 @@ impl Router {
     /// The route at a position returned by [`Router::find`].
     pub fn route(&self, position: usize) -> Option<&Route> {
         self.routes.get(position).map(|(_, r)| r)
+    }
+
+    /// Every route's split, with the route's name.
+    pub fn splits(&self) -> impl Iterator<Item = (&str, &Split)> {
+        self.routes
+            .iter()
+            .filter_map(|(_, r)| r.split.as_ref().map(|s| (r.name.as_str(), s)))
+    }
+
+    /// Routes in config order.
+    pub fn in_file_order(&self) -> Vec<&Route> {
+        let mut routes: Vec<&(usize, Route)> = self.routes.iter().collect();
+        routes.sort_by_key(|(i, _)| *i);
+        routes.into_iter().map(|(_, r)| r).collect()
     }
 
     pub fn len(&self) -> usize {

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::proxy::Gatehouse;
+use crate::routing::split::control::SplitController;
 use crate::snapshot::Snapshot;
 use crate::upstream::health::HealthChecker;
 use pingora::server::configuration::Opt;
@@ -42,7 +43,11 @@ pub fn run(config: Config, options: RunOptions) {
     server.add_service(proxy);
     server.add_service(background_service(
         "health checks",
-        HealthChecker::new(live),
+        HealthChecker::new(live.clone()),
+    ));
+    server.add_service(background_service(
+        "split control",
+        SplitController::new(live),
     ));
     log::info!(
         "gatehouse {} serving {} route(s) on {}",

@@ -8,10 +8,12 @@
 use crate::config::Config;
 use crate::forwarding::Forwarding;
 use crate::rewrite::HeaderRewrite;
+use crate::routing::split::Split;
 use crate::routing::{Route, Router};
 use crate::upstream::UpstreamSet;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The config in force, swappable without blocking requests.
 pub type Live = Arc<ArcSwap<Snapshot>>;
@@ -35,7 +37,10 @@ impl Snapshot {
             .iter()
             .filter_map(|section| {
                 let upstream = upstreams.index_of(&section.upstream)?;
-                Some(Route::from_config(section, upstream))
+                let split = section.split.as_ref().and_then(|s| {
+                    Split::from_config(s, &section.upstream, &upstreams, Instant::now())
+                });
+                Some(Route::from_config(section, upstream, split))
             })
             .collect();
         Snapshot {

@@ -12,4 +12,5 @@ mod e2e {
     mod health;
     mod keepalive;
     mod routing;
+    mod split;
 }

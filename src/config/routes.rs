@@ -1,6 +1,7 @@
 //! `routes:` — which requests go where: match conditions, the upstream, and header rewrites.
 
 use super::errors::Problems;
+use super::split::SplitSection;
 use super::values::{HeaderName, HeaderValue, Method, Regex};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -12,6 +13,9 @@ pub struct RouteSection {
     #[serde(default, rename = "match")]
     pub matches: MatchSection,
     pub upstream: String,
+    /// Send part of the traffic to other upstreams (canary, A/B).
+    #[serde(default)]
+    pub split: Option<SplitSection>,
     #[serde(default)]
     pub request_headers: HeaderRewriteSection,
     #[serde(default)]
@@ -133,6 +137,14 @@ impl RouteSection {
                     "an empty list matches nothing; remove the key to match every method",
                 );
             }
+        }
+        if let Some(split) = &self.split {
+            split.validate(
+                &format!("{path}.split"),
+                &self.upstream,
+                upstreams,
+                problems,
+            );
         }
         self.request_headers
             .validate(&format!("{path}.request_headers"), problems);

@@ -180,6 +180,30 @@ impl fmt::Display for Address {
     }
 }
 
+/// A percentage written `5%` (or a bare number of percent), 0 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = string_of(d, "a percentage such as \"5%\"")?;
+        let number = text.trim().strip_suffix('%').unwrap_or(text.trim()).trim();
+        match number.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(Percent(p)),
+            _ => Err(D::Error::custom(format!(
+                "{text:?} is not a percentage from 0% to 100%; write e.g. \"5%\""
+            ))),
+        }
+    }
+}
+
+impl Percent {
+    /// As a fraction: 5% is 0.05.
+    pub fn fraction(self) -> f64 {
+        self.0 / 100.0
+    }
+}
+
 /// An IP network in CIDR notation; a bare address means a single host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr(pub ipnet::IpNet);
@@ -250,6 +274,14 @@ mod tests {
         assert_eq!(net.0.prefix_len(), 32);
         assert!(parse::<Cidr>("10.0.0.0/8").is_ok());
         assert!(parse::<Cidr>("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn percentages_take_a_sign_or_not() {
+        assert_eq!(parse::<Percent>("\"5%\""), Ok(Percent(5.0)));
+        assert_eq!(parse::<Percent>("12.5"), Ok(Percent(12.5)));
+        assert!(parse::<Percent>("\"150%\"").is_err());
+        assert!(parse::<Percent>("lots").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::upstream::Upstream;
 use http::HeaderValue;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub struct RequestCtx {
     /// The config this request runs on from start to end.
@@ -14,11 +15,25 @@ pub struct RequestCtx {
     pub request_id: HeaderValue,
     /// The connection's peer address (None on a Unix socket).
     pub peer_ip: Option<IpAddr>,
+    /// The client: the peer, or behind trusted proxies the address they forwarded.
+    pub client_ip: Option<IpAddr>,
     /// Position of the matched route in the router.
     pub route: Option<usize>,
+    /// The split variant this request was assigned, if its route splits.
+    pub variant: Option<SplitChoice>,
+    /// The upstream serving this request: the route's, or its split variant's.
+    pub upstream_index: Option<usize>,
     pub upstream: UpstreamAttempts,
+    pub started: Instant,
     /// Request body bytes seen so far.
     pub body_bytes: u64,
+}
+
+/// A split's decision for this request.
+pub struct SplitChoice {
+    pub variant: usize,
+    /// Sent with the response on a client's first assignment.
+    pub set_cookie: Option<HeaderValue>,
 }
 
 /// The backends tried for this request.
@@ -38,8 +53,12 @@ impl RequestCtx {
             snapshot,
             request_id: HeaderValue::from_static("-"),
             peer_ip: None,
+            client_ip: None,
             route: None,
+            variant: None,
+            upstream_index: None,
             upstream: UpstreamAttempts::default(),
+            started: Instant::now(),
             body_bytes: 0,
         }
     }
@@ -49,6 +68,6 @@ impl RequestCtx {
     }
 
     pub fn upstream(&self) -> Option<&Upstream> {
-        self.snapshot.upstreams.get(self.route()?.upstream)
+        self.snapshot.upstreams.get(self.upstream_index?)
     }
 }

@@ -3,7 +3,12 @@ use super::*;
 /// Builds a router from YAML route sections (all pointing at upstream 0).
 fn router(yaml: &str) -> Router {
     let sections: Vec<RouteSection> = serde_yaml::from_str(yaml).expect("valid routes");
-    Router::new(sections.iter().map(|s| Route::from_config(s, 0)).collect())
+    Router::new(
+        sections
+            .iter()
+            .map(|s| Route::from_config(s, 0, None))
+            .collect(),
+    )
 }
 
 fn pick<'a>(

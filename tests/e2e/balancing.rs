@@ -32,7 +32,7 @@ async fn least_conn_sends_new_work_away_from_a_busy_backend() {
     let mut slow = Vec::new();
     for _ in 0..4 {
         let c = c.clone();
-        let url = proxy.url("/slow/3000");
+        let url = proxy.url("/slow/60000");
         slow.push(tokio::spawn(async move {
             c.get(url).send().await.map(|r| r.status())
         }));
@@ -47,7 +47,7 @@ async fn least_conn_sends_new_work_away_from_a_busy_backend() {
     assert_eq!((a.request_count(), b.request_count()), (2, 2));
     // A fifth slow request makes one backend busier (3 in flight against 2).
     let c2 = c.clone();
-    let url = proxy.url("/slow/3000");
+    let url = proxy.url("/slow/60000");
     let extra = tokio::spawn(async move { c2.get(url).send().await.map(|r| r.status()) });
     wait_until(
         "fifth slow request arrives",
@@ -74,9 +74,11 @@ async fn least_conn_sends_new_work_away_from_a_busy_backend() {
         "new work avoided the busy backend"
     );
     assert_eq!(idle.request_count(), idle_before + 20);
+    // The slow requests (a minute each, so that they outlast any slow test machine) are
+    // abandoned: their in-flight counts were the point.
     for handle in slow.into_iter().chain([extra]) {
-        let status = handle.await.expect("join").expect("slow request");
-        assert_eq!(status.as_u16(), 200);
+        assert!(!handle.is_finished(), "a slow request ended early");
+        handle.abort();
     }
 }
 

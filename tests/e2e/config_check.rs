@@ -172,6 +172,30 @@ fn invalid_configs() -> Vec<(&'static str, String, &'static str, usize)> {
             1,
         ),
         (
+            "split weight out of range",
+            format!(
+                "{BASE_HEAD}upstreams:\n  app: {{ backends: [ {{ address: \"127.0.0.1:9001\" }} ] }}\n  new: {{ backends: [ {{ address: \"127.0.0.1:9002\" }} ] }}\nroutes:\n  - name: all\n    upstream: app\n    split: {{ canary: new, weight: 140 }}\n"
+            ),
+            "routes[0].split.weight",
+            9,
+        ),
+        (
+            "split to an unknown upstream",
+            format!(
+                "{BASE_HEAD}upstreams:\n  app: {{ backends: [ {{ address: \"127.0.0.1:9001\" }} ] }}\nroutes:\n  - name: all\n    upstream: app\n    split:\n      canary: nwe\n      weight: 10\n"
+            ),
+            "routes[0].split.canary",
+            9,
+        ),
+        (
+            "ramp steps that fall",
+            format!(
+                "{BASE_HEAD}upstreams:\n  app: {{ backends: [ {{ address: \"127.0.0.1:9001\" }} ] }}\n  new: {{ backends: [ {{ address: \"127.0.0.1:9002\" }} ] }}\nroutes:\n  - name: all\n    upstream: app\n    split:\n      canary: new\n      weight: 10\n      ramp: {{ steps: [50, 20], hold: 1m }}\n"
+            ),
+            "routes[0].split.ramp.steps",
+            12,
+        ),
+        (
             "not yaml",
             "listeners: [\n".to_string(),
             "",

@@ -56,6 +56,8 @@ struct OriginState {
     seen: Mutex<Vec<Seen>>,
     /// Status of `/healthz`.
     health: AtomicU16,
+    /// Status of every other path.
+    status: AtomicU16,
 }
 
 /// An HTTP/1.1 origin on `127.0.0.1:0`. Every answer's body is the origin's name; it sends
@@ -81,6 +83,7 @@ impl Origin {
         let addr = listener.local_addr().expect("origin address");
         let state = Arc::new(OriginState {
             health: AtomicU16::new(200),
+            status: AtomicU16::new(200),
             ..Default::default()
         });
         let name_owned = name.to_string();
@@ -150,6 +153,11 @@ impl Origin {
     pub fn set_health(&self, status: u16) {
         self.state.health.store(status, SeqCst);
     }
+
+    /// The status of every answer but `/healthz`.
+    pub fn set_status(&self, status: u16) {
+        self.state.status.store(status, SeqCst);
+    }
 }
 
 impl Drop for Origin {
@@ -172,7 +180,7 @@ async fn answer(
     let status = if path == "/healthz" {
         state.health.load(SeqCst)
     } else {
-        200
+        state.status.load(SeqCst)
     };
     if let Some(ms) = path
         .strip_prefix("/slow/")
