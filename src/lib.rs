@@ -6,6 +6,7 @@
 pub mod config;
 pub mod forwarding;
 pub mod proxy;
+pub mod reload;
 pub mod request_id;
 pub mod rewrite;
 pub mod routing;

@@ -37,7 +37,9 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match config::load(&cli.conf) {
+    // Absolute, so that a reload finds the file after a daemon changes directory.
+    let path = std::fs::canonicalize(&cli.conf).unwrap_or_else(|_| cli.conf.clone());
+    let config = match config::load(&path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("gatehouse: {e}");
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     }
     server::run(
         config,
+        &path,
         server::RunOptions {
             daemon: cli.daemon,
             upgrade: cli.upgrade,

@@ -14,6 +14,7 @@ use crate::rewrite::HeaderRewrite;
 use http::{HeaderMap, Method};
 use matcher::{Conditions, HeaderCondition, HostMatch, PathMatch};
 use split::Split;
+use std::sync::Arc;
 
 /// One route, ready to match.
 #[derive(Debug)]
@@ -22,15 +23,16 @@ pub struct Route {
     conditions: Conditions,
     /// Index of the upstream in the snapshot's upstream set (the baseline of a split).
     pub upstream: usize,
-    /// Traffic sent to other upstreams by weight.
-    pub split: Option<Split>,
+    /// Traffic sent to other upstreams by weight; shared with the next config when a reload
+    /// leaves it unchanged, so weights, ramps and rollback windows carry over.
+    pub split: Option<Arc<Split>>,
     pub request_headers: HeaderRewrite,
     pub response_headers: HeaderRewrite,
 }
 
 impl Route {
     /// `upstream` is the index the route's upstream name resolved to.
-    pub fn from_config(section: &RouteSection, upstream: usize, split: Option<Split>) -> Self {
+    pub fn from_config(section: &RouteSection, upstream: usize, split: Option<Arc<Split>>) -> Self {
         let m = &section.matches;
         let path = match &m.path {
             None => PathMatch::Any,
@@ -115,10 +117,15 @@ impl Router {
     }
 
     /// Every route's split, with the route's name.
-    pub fn splits(&self) -> impl Iterator<Item = (&str, &Split)> {
+    pub fn splits(&self) -> impl Iterator<Item = (&str, &Arc<Split>)> {
         self.routes
             .iter()
             .filter_map(|(_, r)| r.split.as_ref().map(|s| (r.name.as_str(), s)))
+    }
+
+    /// The route named `name`.
+    pub fn named(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().map(|(_, r)| r).find(|r| r.name == name)
     }
 
     /// Routes in config order.

@@ -3,12 +3,15 @@
 
 use crate::config::Config;
 use crate::proxy::Gatehouse;
+use crate::reload::{ReloadOnSignal, Reloader};
 use crate::routing::split::control::SplitController;
 use crate::snapshot::Snapshot;
 use crate::upstream::health::HealthChecker;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use std::path::Path;
+use std::sync::Arc;
 
 /// How the process was asked to start.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,8 +22,9 @@ pub struct RunOptions {
     pub upgrade: bool,
 }
 
-/// Starts serving `config`; returns only if Pingora exits.
-pub fn run(config: Config, options: RunOptions) {
+/// Starts serving `config`, read from `path` (re-read on reload); returns only if Pingora
+/// exits.
+pub fn run(config: Config, path: &Path, options: RunOptions) {
     let opt = Opt {
         upgrade: options.upgrade,
         daemon: options.daemon,
@@ -47,7 +51,12 @@ pub fn run(config: Config, options: RunOptions) {
     ));
     server.add_service(background_service(
         "split control",
-        SplitController::new(live),
+        SplitController::new(live.clone()),
+    ));
+    let reloader = Arc::new(Reloader::new(path.to_path_buf(), live));
+    server.add_service(background_service(
+        "reload on SIGHUP",
+        ReloadOnSignal::new(reloader),
     ));
     log::info!(
         "gatehouse {} serving {} route(s) on {}",

@@ -3,7 +3,9 @@
 //!
 //! The live snapshot sits behind an atomically swapped `Arc` ([`Live`]): each request takes
 //! its own `Arc` when it starts, so it sees one config from start to end even if a new one
-//! is swapped in meanwhile.
+//! is swapped in meanwhile. A snapshot built to replace another keeps what did not change:
+//! backends (with their health, passive record and in-flight count) and splits (with their
+//! weights, ramp and rollback windows).
 
 use crate::config::Config;
 use crate::forwarding::Forwarding;
@@ -20,35 +22,53 @@ pub type Live = Arc<ArcSwap<Snapshot>>;
 
 #[derive(Debug)]
 pub struct Snapshot {
+    /// 1 for the config the process started with, +1 per successful reload.
+    pub version: u64,
     pub router: Router,
     pub upstreams: UpstreamSet,
     pub forwarding: Forwarding,
     /// Taken off every upstream response.
     pub hide_headers: HeaderRewrite,
     pub max_request_body: u64,
+    /// The config this was built from (for reloads and status).
+    pub config: Config,
 }
 
 impl Snapshot {
     /// Builds from a validated config. Every route's upstream exists (validation checked).
     pub fn build(config: &Config) -> Self {
-        let upstreams = UpstreamSet::from_config(&config.upstreams);
+        Self::build_after(config, None)
+    }
+
+    /// Builds the successor of `previous`, keeping its unchanged backends and splits.
+    pub fn build_after(config: &Config, previous: Option<&Snapshot>) -> Self {
+        let upstreams = UpstreamSet::from_config(&config.upstreams, previous.map(|p| &p.upstreams));
+        let now = Instant::now();
         let routes = config
             .routes
             .iter()
             .filter_map(|section| {
                 let upstream = upstreams.index_of(&section.upstream)?;
                 let split = section.split.as_ref().and_then(|s| {
-                    Split::from_config(s, &section.upstream, &upstreams, Instant::now())
+                    let kept = previous
+                        .and_then(|p| p.router.named(&section.name))
+                        .and_then(|r| r.split.clone())
+                        .filter(|old| old.unchanged_by(s, &upstreams));
+                    kept.or_else(|| {
+                        Split::from_config(s, &section.upstream, &upstreams, now).map(Arc::new)
+                    })
                 });
                 Some(Route::from_config(section, upstream, split))
             })
             .collect();
         Snapshot {
+            version: previous.map_or(1, |p| p.version + 1),
             router: Router::new(routes),
             upstreams,
             forwarding: Forwarding::new(config.trusted_proxies.iter().map(|c| c.0).collect()),
             hide_headers: HeaderRewrite::removing(config.hide_headers.iter().map(|h| h.0.clone())),
             max_request_body: config.max_request_body.0,
+            config: config.clone(),
         }
     }
 

@@ -55,11 +55,22 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn from_config(name: &str, section: &UpstreamSection) -> Self {
+    /// Builds from config; a backend with the same address and weight in `previous` (the
+    /// same upstream in the config being replaced) is kept, state and all.
+    pub fn from_config(name: &str, section: &UpstreamSection, previous: Option<&Upstream>) -> Self {
         let backends: Vec<Arc<Backend>> = section
             .backends
             .iter()
-            .map(|b| Arc::new(Backend::new(b.address.0, b.weight)))
+            .map(|b| {
+                previous
+                    .and_then(|p| {
+                        p.backends
+                            .iter()
+                            .find(|old| old.addr == b.address.0 && old.weight == b.weight)
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Backend::new(b.address.0, b.weight)))
+            })
             .collect();
         let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
         let ring = || {
@@ -176,10 +187,17 @@ pub struct UpstreamSet {
 }
 
 impl UpstreamSet {
-    pub fn from_config(sections: &[(String, UpstreamSection)]) -> Self {
+    /// Builds from config, keeping the unchanged backends of `previous`.
+    pub fn from_config(
+        sections: &[(String, UpstreamSection)],
+        previous: Option<&UpstreamSet>,
+    ) -> Self {
         let upstreams: Vec<Upstream> = sections
             .iter()
-            .map(|(name, section)| Upstream::from_config(name, section))
+            .map(|(name, section)| {
+                let old = previous.and_then(|p| p.index_of(name).and_then(|i| p.get(i)));
+                Upstream::from_config(name, section, old)
+            })
             .collect();
         let by_name = upstreams
             .iter()
@@ -228,7 +246,7 @@ mod tests {
 
     fn upstream(yaml: &str) -> Upstream {
         let section: UpstreamSection = serde_yaml::from_str(yaml).expect("valid upstream");
-        Upstream::from_config("u", &section)
+        Upstream::from_config("u", &section, None)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod e2e {
     pub mod harness;
+    pub mod raw_client;
 
     mod balancing;
     mod cli;
@@ -11,6 +12,8 @@ mod e2e {
     mod forwarding;
     mod health;
     mod keepalive;
+    mod reload;
     mod routing;
     mod split;
+    mod steady;
 }

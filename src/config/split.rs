@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 /// Either the canary form (`canary` + `weight` percent; the route's `upstream` is the
 /// baseline) or the general form (`variants`, relative integer weights).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitSection {
     #[serde(default)]
@@ -31,7 +31,7 @@ pub struct SplitSection {
     pub ramp: Option<RampSection>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSection {
     pub upstream: String,
@@ -40,7 +40,7 @@ pub struct VariantSection {
 }
 
 /// Exactly one of the three.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StickySection {
     #[serde(default)]
@@ -51,7 +51,7 @@ pub struct StickySection {
     pub client_ip: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CookieSection {
     #[serde(default = "default_cookie_name")]
@@ -92,7 +92,7 @@ pub enum SameSite {
 
 /// Where a tester may force a variant: value `always`/`never` (canary form) or a variant's
 /// upstream name.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideSection {
     #[serde(default)]
@@ -114,7 +114,7 @@ pub enum LatencyMeasure {
     Mean,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackSection {
     /// The sliding window both sides are compared over.
@@ -146,7 +146,7 @@ fn default_latency_ratio() -> f64 {
     1.5
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RampSection {
     /// Canary weights in percent, rising; the first is used from the start.

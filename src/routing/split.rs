@@ -87,6 +87,8 @@ pub struct Split {
     pub expose_header: Option<HeaderName>,
     windows: Vec<Window>,
     pub control: Option<Control>,
+    /// The section this was built from, to tell whether a reload changed it.
+    section: SplitSection,
 }
 
 impl std::fmt::Debug for Split {
@@ -169,6 +171,7 @@ impl Split {
             overrides,
             expose_header: section.expose_header.as_ref().map(|h| h.0.clone()),
             control: Control::from_config(section, now),
+            section: section.clone(),
         };
         if let (Some(control), Some(_)) = (&split.control, split.canary) {
             if let Some(first) = control.initial_weight() {
@@ -176,6 +179,16 @@ impl Split {
             }
         }
         Some(split)
+    }
+
+    /// Whether a reloaded config may keep this split (and its weights, ramp and windows):
+    /// same section, same upstreams.
+    pub fn unchanged_by(&self, section: &SplitSection, upstreams: &UpstreamSet) -> bool {
+        self.section == *section
+            && self
+                .variants
+                .iter()
+                .all(|v| upstreams.index_of(&v.name) == Some(v.upstream))
     }
 
     /// Current weights, in variant order.

@@ -202,6 +202,9 @@ pub struct Proxy {
     pub addr: SocketAddr,
     child: Child,
     log: PathBuf,
+    /// The config file, and its `server:` and `listeners:` part.
+    conf: PathBuf,
+    preamble: String,
     _dir: tempfile::TempDir,
 }
 
@@ -221,12 +224,12 @@ impl Proxy {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = free_port();
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let config = format!(
-                "server:\n  threads: 2\n  pid_file: {dir}/gatehouse.pid\n  upgrade_sock: {dir}/upgrade.sock\n{server_extra}listeners:\n  - {{ name: test, address: \"{addr}\" }}\n{body}",
+            let preamble = format!(
+                "server:\n  threads: 2\n  pid_file: {dir}/gatehouse.pid\n  upgrade_sock: {dir}/upgrade.sock\n{server_extra}listeners:\n  - {{ name: test, address: \"{addr}\" }}\n",
                 dir = dir.path().display()
             );
             let conf = dir.path().join("gatehouse.yaml");
-            std::fs::write(&conf, config).expect("write config");
+            std::fs::write(&conf, format!("{preamble}{body}")).expect("write config");
             let log = dir.path().join("gatehouse.log");
             let log_file = std::fs::File::create(&log).expect("log file");
             let child = Command::new(BIN)
@@ -241,6 +244,8 @@ impl Proxy {
                 addr,
                 child,
                 log,
+                conf,
+                preamble,
                 _dir: dir,
             };
             if proxy.wait_ready(Duration::from_secs(15)).await {
@@ -265,6 +270,25 @@ impl Proxy {
         false
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The config file the proxy runs on.
+    pub fn conf(&self) -> &Path {
+        &self.conf
+    }
+
+    /// Replaces the config body (the harness keeps `server:` and `listeners:`).
+    pub fn rewrite_config(&self, body: &str) {
+        std::fs::write(&self.conf, format!("{}{body}", self.preamble)).expect("rewrite config");
+    }
+
+    /// Sends a signal (`HUP`, `QUIT`, `USR1` ...) to the proxy process.
+    pub fn signal(&self, name: &str) {
+        signal(self.pid(), name);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -282,6 +306,16 @@ impl Drop for Proxy {
             eprintln!("--- gatehouse log ---\n{}", self.log());
         }
     }
+}
+
+/// Sends signal `name` to `pid` with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
 }
 
 /// A port that was free a moment ago (the proxy start retries if it is taken meanwhile).
