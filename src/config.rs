@@ -5,6 +5,8 @@
 //! its key path and line. Unknown keys are errors everywhere (`deny_unknown_fields`),
 //! unlike Pingora's own `ServerConf`, which ignores them.
 
+pub mod access_log;
+pub mod admin;
 pub mod errors;
 pub mod listeners;
 pub mod locate;
@@ -16,6 +18,8 @@ pub mod values;
 
 pub use errors::{ConfigError, Problem};
 
+use access_log::AccessLogSection;
+use admin::AdminSection;
 use errors::Problems;
 use listeners::Listener;
 use locate::LineIndex;
@@ -43,6 +47,8 @@ pub struct Config {
     pub upstreams: Vec<(String, UpstreamSection)>,
     /// In file order.
     pub routes: Vec<RouteSection>,
+    pub admin: Option<AdminSection>,
+    pub access_log: Option<AccessLogSection>,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -53,6 +59,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "max_request_body",
     "upstreams",
     "routes",
+    "admin",
+    "access_log",
 ];
 
 /// Reads and checks the file at `path`.
@@ -153,6 +161,18 @@ fn typed_list<T: DeserializeOwned>(
     Some(parsed)
 }
 
+/// An optional section: `Some(None)` when absent, `None` when present but invalid.
+fn optional<T: DeserializeOwned>(
+    value: Option<&Value>,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<Option<T>> {
+    match value {
+        None => Some(None),
+        Some(v) => typed::<T>(v, path, problems).map(Some),
+    }
+}
+
 fn strip<T>(list: Indexed<T>) -> Vec<T> {
     list.into_iter().map(|(_, v)| v).collect()
 }
@@ -169,6 +189,8 @@ struct Parts {
     max_request_body: Option<Size>,
     upstreams: Option<Vec<(String, UpstreamSection)>>,
     routes: Option<Indexed<RouteSection>>,
+    admin: Option<Option<AdminSection>>,
+    access_log: Option<Option<AccessLogSection>>,
 }
 
 impl Parts {
@@ -181,6 +203,8 @@ impl Parts {
             max_request_body: self.max_request_body?,
             upstreams: self.upstreams?,
             routes: strip(self.routes?),
+            admin: self.admin?,
+            access_log: self.access_log?,
         })
     }
 }
@@ -230,6 +254,9 @@ impl Sections {
         };
         let upstreams = Self::upstreams(root.get("upstreams"), problems);
         let routes = typed_list::<RouteSection>(root.get("routes"), "routes", problems);
+        let admin = optional::<AdminSection>(root.get("admin"), "admin", problems);
+        let access_log =
+            optional::<AccessLogSection>(root.get("access_log"), "access_log", problems);
         Some(Parts {
             server,
             listeners,
@@ -238,6 +265,8 @@ impl Sections {
             max_request_body,
             upstreams,
             routes,
+            admin,
+            access_log,
         })
     }
 
@@ -308,6 +337,14 @@ fn validate(parts: &Parts, problems: &mut Problems) {
             }
         }
         routes::validate_names(routes, problems);
+    }
+    if let (Some(Some(admin)), Some(listeners)) = (&parts.admin, &parts.listeners) {
+        admin.validate(listeners, problems);
+    }
+    if let Some(Some(log)) = &parts.access_log {
+        if log.path.is_empty() {
+            problems.add("access_log.path", "give a file path or `stdout`");
+        }
     }
     if parts.max_request_body.is_some_and(|size| size.0 == 0) {
         problems.add("max_request_body", "must be more than 0B");

@@ -3,8 +3,11 @@
 //! The modules below are the features; each owns one concern and the proxy hooks in
 //! [`proxy`] call into them.
 
+pub mod access_log;
+pub mod admin;
 pub mod config;
 pub mod forwarding;
+pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod request_id;

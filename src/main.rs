@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    server::run(
+    let started = server::run(
         config,
         &path,
         server::RunOptions {
@@ -61,5 +61,11 @@ fn main() -> ExitCode {
             upgrade: cli.upgrade,
         },
     );
-    ExitCode::SUCCESS
+    match started {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -2,8 +2,11 @@
 //! the module that owns the concern.
 
 pub mod ctx;
+pub mod draining;
 pub mod error_response;
 
+use crate::access_log;
+use crate::metrics;
 use crate::request_id;
 use crate::routing::split::SplitRequest;
 use crate::routing::RequestInfo;
@@ -52,7 +55,12 @@ fn record_failure_and_move_on(ctx: &mut RequestCtx) -> bool {
         );
     }
     ctx.upstream.failed.push(index);
-    ctx.upstream.attempts <= upstream.retries && upstream.has_usable(&ctx.upstream.failed)
+    let retry =
+        ctx.upstream.attempts <= upstream.retries && upstream.has_usable(&ctx.upstream.failed);
+    if retry {
+        metrics::record_retry(&upstream.name);
+    }
+    retry
 }
 
 fn http_status(code: u16, why: &'static str) -> Box<Error> {
@@ -295,18 +303,62 @@ impl ProxyHttp for Gatehouse {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        ctx.upstream.current = None;
+        let backend = ctx
+            .upstream
+            .current
+            .take()
+            .map(|(_, in_flight)| in_flight.backend().addr);
         let status = session
             .as_ref()
             .response_written()
             .map_or(0, |r| r.status.as_u16());
-        if let (Some(route), Some(choice)) = (ctx.route(), &ctx.variant) {
-            if let Some(split) = &route.split {
-                let failed =
-                    status >= 500 || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
-                let now = Instant::now();
-                split.record(choice.variant, now, failed, now - ctx.started);
-            }
+        let now = Instant::now();
+        let elapsed = now - ctx.started;
+        if let Some(log) = &ctx.snapshot.access_log {
+            log.write(&access_entry(session, ctx, status, elapsed, backend));
         }
+        let Some(route) = ctx.route() else {
+            metrics::record_unmatched(status);
+            return;
+        };
+        route
+            .metrics
+            .record(ctx.upstream_index, status, elapsed.as_secs_f64());
+        if let (Some(split), Some(choice)) = (&route.split, &ctx.variant) {
+            let failed = status >= 500 || e.is_some_and(|e| e.esource() == &ErrorSource::Upstream);
+            split.record(choice.variant, now, failed, elapsed);
+        }
+    }
+}
+
+/// The access log line of a finished request.
+fn access_entry<'a>(
+    session: &'a Session,
+    ctx: &'a RequestCtx,
+    status: u16,
+    duration: std::time::Duration,
+    backend: Option<std::net::SocketAddr>,
+) -> access_log::Entry<'a> {
+    let req = session.req_header();
+    let header =
+        |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+    access_log::Entry {
+        client: ctx.client_ip,
+        method: req.method.as_str(),
+        uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+        protocol: match req.version {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        },
+        status,
+        bytes: session.as_ref().body_bytes_sent(),
+        duration,
+        route: ctx.route().map(|r| r.name.as_str()),
+        upstream: ctx.upstream().map(|u| u.name.as_str()),
+        backend,
+        request_id: ctx.request_id.to_str().unwrap_or("-"),
+        referer: header(http::header::REFERER),
+        user_agent: header(http::header::USER_AGENT),
     }
 }

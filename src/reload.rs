@@ -54,6 +54,10 @@ impl Reloader {
             Ok(config) => config,
             Err(e) => {
                 self.failed.fetch_add(1, Relaxed);
+                crate::metrics::metrics()
+                    .reloads
+                    .with_label_values(&["failed"])
+                    .inc();
                 log::error!("reload rejected, the running config stays: {e}");
                 return Err(e);
             }
@@ -82,9 +86,19 @@ impl Reloader {
                 needs_upgrade.join(" and ")
             );
         }
+        if let Err(source) = next.open_access_log(Some(&old)) {
+            self.failed.fetch_add(1, Relaxed);
+            let path = config.access_log.map(|l| l.path).unwrap_or_default();
+            log::error!("reload rejected, the running config stays: cannot open the access log {path}: {source}");
+            return Err(ConfigError::AccessLog { path, source });
+        }
         let version = next.version;
         self.live.store(Arc::new(next));
         self.succeeded.fetch_add(1, Relaxed);
+        crate::metrics::metrics()
+            .reloads
+            .with_label_values(&["ok"])
+            .inc();
         log::info!(
             "reload: config version {version} is live ({})",
             self.path.display()

@@ -10,6 +10,7 @@ pub mod matcher;
 pub mod split;
 
 use crate::config::routes::RouteSection;
+use crate::metrics::RouteMetrics;
 use crate::rewrite::HeaderRewrite;
 use http::{HeaderMap, Method};
 use matcher::{Conditions, HeaderCondition, HostMatch, PathMatch};
@@ -28,11 +29,17 @@ pub struct Route {
     pub split: Option<Arc<Split>>,
     pub request_headers: HeaderRewrite,
     pub response_headers: HeaderRewrite,
+    pub metrics: RouteMetrics,
 }
 
 impl Route {
     /// `upstream` is the index the route's upstream name resolved to.
-    pub fn from_config(section: &RouteSection, upstream: usize, split: Option<Arc<Split>>) -> Self {
+    pub fn from_config(
+        section: &RouteSection,
+        upstream: usize,
+        split: Option<Arc<Split>>,
+        metrics: RouteMetrics,
+    ) -> Self {
         let m = &section.matches;
         let path = match &m.path {
             None => PathMatch::Any,
@@ -67,6 +74,7 @@ impl Route {
             split,
             request_headers: HeaderRewrite::from_config(&section.request_headers),
             response_headers: HeaderRewrite::from_config(&section.response_headers),
+            metrics,
         }
     }
 }

@@ -7,8 +7,10 @@
 //! backends (with their health, passive record and in-flight count) and splits (with their
 //! weights, ramp and rollback windows).
 
+use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::forwarding::Forwarding;
+use crate::metrics::RouteMetrics;
 use crate::rewrite::HeaderRewrite;
 use crate::routing::split::Split;
 use crate::routing::{Route, Router};
@@ -32,6 +34,8 @@ pub struct Snapshot {
     pub max_request_body: u64,
     /// The config this was built from (for reloads and status).
     pub config: Config,
+    /// Set by [`Snapshot::open_access_log`].
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl Snapshot {
@@ -55,10 +59,18 @@ impl Snapshot {
                         .and_then(|r| r.split.clone())
                         .filter(|old| old.unchanged_by(s, &upstreams));
                     kept.or_else(|| {
-                        Split::from_config(s, &section.upstream, &upstreams, now).map(Arc::new)
+                        Split::from_config(&section.name, s, &section.upstream, &upstreams, now)
+                            .map(Arc::new)
                     })
                 });
-                Some(Route::from_config(section, upstream, split))
+                let mut targets = vec![(upstream, section.upstream.as_str())];
+                for variant in split.iter().flat_map(|s| s.variants.iter()) {
+                    if !targets.iter().any(|(i, _)| *i == variant.upstream) {
+                        targets.push((variant.upstream, variant.name.as_str()));
+                    }
+                }
+                let metrics = RouteMetrics::new(&section.name, &targets);
+                Some(Route::from_config(section, upstream, split, metrics))
             })
             .collect();
         Snapshot {
@@ -69,7 +81,25 @@ impl Snapshot {
             hide_headers: HeaderRewrite::removing(config.hide_headers.iter().map(|h| h.0.clone())),
             max_request_body: config.max_request_body.0,
             config: config.clone(),
+            access_log: None,
         }
+    }
+
+    /// Opens the configured access log, or keeps `previous`'s when its settings did not
+    /// change (its writer goes on; a changed one is replaced and the old flushed).
+    pub fn open_access_log(&mut self, previous: Option<&Snapshot>) -> std::io::Result<()> {
+        let Some(section) = &self.config.access_log else {
+            self.access_log = None;
+            return Ok(());
+        };
+        let kept = previous
+            .and_then(|p| p.access_log.clone())
+            .filter(|log| log.section == *section);
+        self.access_log = match kept {
+            Some(log) => Some(log),
+            None => Some(Arc::new(AccessLog::open(section)?)),
+        };
+        Ok(())
     }
 
     pub fn live(self) -> Live {

@@ -16,4 +16,5 @@ mod e2e {
     mod routing;
     mod split;
     mod steady;
+    mod upgrade;
 }

@@ -36,6 +36,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{}", render(file, problems))]
     Invalid {
         file: String,
@@ -47,7 +52,7 @@ impl ConfigError {
     /// The problems found, empty when the file could not be read at all.
     pub fn problems(&self) -> &[Problem] {
         match self {
-            ConfigError::Read { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::AccessLog { .. } => &[],
             ConfigError::Invalid { problems, .. } => problems,
         }
     }

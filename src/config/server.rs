@@ -112,6 +112,10 @@ impl ServerSection {
             graceful_shutdown_timeout_seconds: Some(self.graceful_shutdown_timeout.get().as_secs()),
             upstream_keepalive_pool_size: self.upstream_keepalive_pool_size,
             work_stealing: self.work_stealing,
+            // A daemon's launcher exits only once the new process serves, so that a
+            // graceful upgrade (systemd ExecReload) completes when the handoff is done.
+            daemon_wait_for_ready: true,
+            daemon_ready_timeout_seconds: std::num::NonZeroU64::new(60),
             ..ServerConf::default()
         }
     }

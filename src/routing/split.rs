@@ -11,14 +11,15 @@ pub mod control;
 pub mod window;
 
 use crate::config::split::{SameSite, SplitSection};
+use crate::metrics::metrics;
 use crate::upstream::UpstreamSet;
 use arc_swap::ArcSwap;
 use control::Control;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
+use prometheus::IntCounter;
 use std::hash::Hasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use window::Window;
@@ -32,8 +33,8 @@ pub struct Variant {
     /// The upstream's name, also the variant's name in overrides, headers and metrics.
     pub name: String,
     pub upstream: usize,
-    /// Requests assigned here.
-    pub assigned: AtomicU64,
+    /// Requests assigned here (a Prometheus counter).
+    pub assigned: IntCounter,
 }
 
 #[derive(Debug)]
@@ -78,6 +79,8 @@ pub struct SplitRequest<'a> {
 }
 
 pub struct Split {
+    /// The route this split belongs to.
+    pub route: String,
     /// In bucket-range order (the canary first in the canary form).
     pub variants: Vec<Variant>,
     weights: ArcSwap<Vec<u32>>,
@@ -104,6 +107,7 @@ impl Split {
     /// Builds from a validated section; `route_upstream` is the baseline of the canary
     /// form. `now` starts the rollback window and the ramp.
     pub fn from_config(
+        route: &str,
         section: &SplitSection,
         route_upstream: &str,
         upstreams: &UpstreamSet,
@@ -113,7 +117,9 @@ impl Split {
             Some(Variant {
                 name: name.to_string(),
                 upstream: upstreams.index_of(name)?,
-                assigned: AtomicU64::new(0),
+                assigned: metrics()
+                    .split_assignments
+                    .with_label_values(&[route, name]),
             })
         };
         let (variants, weights, canary) = match (&section.canary, &section.variants) {
@@ -163,6 +169,7 @@ impl Split {
             .as_ref()
             .map_or(Duration::from_secs(60), |r| r.window.get());
         let split = Split {
+            route: route.to_string(),
             windows: variants.iter().map(|_| Window::new(window, now)).collect(),
             variants,
             weights: ArcSwap::from_pointee(weights),
@@ -196,6 +203,16 @@ impl Split {
         self.weights.load().as_ref().clone()
     }
 
+    /// Sets every variant's weight (in variant order). Returns false when the count is
+    /// wrong or no weight is above 0.
+    pub fn set_weights(&self, weights: Vec<u32>) -> bool {
+        if weights.len() != self.variants.len() || weights.iter().all(|w| *w == 0) {
+            return false;
+        }
+        self.weights.store(Arc::new(weights));
+        true
+    }
+
     /// Sets the canary's share in percent (canary form only); new assignments follow at
     /// once. Returns false for a split without a canary.
     pub fn set_canary_weight(&self, percent: u32) -> bool {
@@ -221,7 +238,7 @@ impl Split {
     /// Chooses the variant for a request.
     pub fn assign(&self, req: &SplitRequest<'_>) -> Assignment {
         if let Some(variant) = self.forced(req) {
-            self.variants[variant].assigned.fetch_add(1, Relaxed);
+            self.variants[variant].assigned.inc();
             return Assignment {
                 variant,
                 set_cookie: None,
@@ -229,7 +246,7 @@ impl Split {
         }
         let (bucket, set_cookie) = self.bucket(req);
         let variant = self.variant_for(bucket);
-        self.variants[variant].assigned.fetch_add(1, Relaxed);
+        self.variants[variant].assigned.inc();
         Assignment {
             variant,
             set_cookie,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::metrics::RouteMetrics;
 
 /// Builds a router from YAML route sections (all pointing at upstream 0).
 fn router(yaml: &str) -> Router {
@@ -6,7 +7,7 @@ fn router(yaml: &str) -> Router {
     Router::new(
         sections
             .iter()
-            .map(|s| Route::from_config(s, 0, None))
+            .map(|s| Route::from_config(s, 0, None, RouteMetrics::new(&s.name, &[(0, "u")])))
             .collect(),
     )
 }

@@ -27,7 +27,12 @@ async fn least_conn_sends_new_work_away_from_a_busy_backend() {
     let b = Origin::start("b").await;
     let config = one_upstream("", &[&a, &b], "    balance: least_conn\n");
     let proxy = Proxy::start(&config).await;
-    let c = client();
+    // The slow requests must outlive the test, however slowly a busy machine runs it.
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
     // Four slow requests in flight: least_conn spreads them two and two.
     let mut slow = Vec::new();
     for _ in 0..4 {

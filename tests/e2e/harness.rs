@@ -205,7 +205,7 @@ pub struct Proxy {
     /// The config file, and its `server:` and `listeners:` part.
     conf: PathBuf,
     preamble: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Proxy {
@@ -219,6 +219,11 @@ impl Proxy {
     /// As [`Proxy::start`], with extra `server:` keys (`server_extra` is YAML lines
     /// indented two spaces).
     pub async fn start_with_server(server_extra: &str, body: &str) -> Proxy {
+        Self::start_full(server_extra, body, &[]).await
+    }
+
+    /// As [`Proxy::start_with_server`], with environment variables for the process.
+    pub async fn start_full(server_extra: &str, body: &str, env: &[(&str, &str)]) -> Proxy {
         let mut last_log = String::new();
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -235,6 +240,7 @@ impl Proxy {
             let child = Command::new(BIN)
                 .arg("-c")
                 .arg(&conf)
+                .envs(env.iter().copied())
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log_file)
@@ -246,7 +252,7 @@ impl Proxy {
                 log,
                 conf,
                 preamble,
-                _dir: dir,
+                dir,
             };
             if proxy.wait_ready(Duration::from_secs(15)).await {
                 return proxy;
@@ -277,6 +283,16 @@ impl Proxy {
     /// The config file the proxy runs on.
     pub fn conf(&self) -> &Path {
         &self.conf
+    }
+
+    /// The temp dir holding the config, log, pid file and upgrade socket.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Replaces the config body (the harness keeps `server:` and `listeners:`).
@@ -319,7 +335,7 @@ pub fn signal(pid: u32, name: &str) {
 }
 
 /// A port that was free a moment ago (the proxy start retries if it is taken meanwhile).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -173,6 +173,10 @@ pub fn evaluate(split: &Split, now: Instant) -> Option<Event> {
     if let Verdict::Worse(reason) = verdict {
         split.set_canary_weight(0);
         control.rollbacks.fetch_add(1, Relaxed);
+        crate::metrics::metrics()
+            .split_rollbacks
+            .with_label_values(&[&split.route])
+            .inc();
         *phase = Phase::RolledBack {
             reason: reason.clone(),
         };
