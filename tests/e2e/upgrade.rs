@@ -26,7 +26,7 @@ async fn an_upgrade_under_load_loses_no_request() {
         backends(&[&origin])
     );
     let mut old = Proxy::start_with_server(
-        "  grace_period: 3s\n  graceful_shutdown_timeout: 2s\n",
+        "  grace_period: 5s\n  graceful_shutdown_timeout: 2s\n",
         &body,
     )
     .await;
