@@ -2,7 +2,7 @@
 //! stdout.
 //!
 //! Requests hand their line to a bounded channel and go on; one writer thread buffers the
-//! lines and flushes them when the channel goes quiet, so no request waits on the disk. A
+//! lines and flushes them every 200ms, so no request waits on the disk. A
 //! full channel drops the line and counts it rather than slow the proxy. SIGUSR1 makes the
 //! writer reopen the file, for log rotation (`mv access.log access.log.1; kill -USR1`).
 
@@ -13,10 +13,14 @@ use std::io::{BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Lines queued before new ones are dropped.
 const QUEUE: usize = 65_536;
+
+/// Buffered lines reach the file at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// Bumped by SIGUSR1; writers reopen their file when it changes.
 static REOPEN: AtomicU64 = AtomicU64::new(0);
@@ -48,7 +52,11 @@ pub struct Entry<'a> {
 
 pub struct AccessLog {
     pub section: AccessLogSection,
-    sender: SyncSender<String>,
+    /// The opened file, until the writer thread takes it.
+    pending: Mutex<Option<Sink>>,
+    /// Started on the first line: a daemon forks after the config is loaded, and a
+    /// thread started before the fork would not exist in the daemon.
+    sender: OnceLock<SyncSender<String>>,
     pub dropped: AtomicU64,
 }
 
@@ -97,22 +105,41 @@ impl Sink {
 }
 
 impl AccessLog {
-    /// Opens the file (so a bad path fails now) and starts the writer thread.
+    /// Opens the file now, so that a bad path fails at startup or reload.
     pub fn open(section: &AccessLogSection) -> std::io::Result<AccessLog> {
-        let mut sink = Sink::open(&section.path)?;
+        Ok(AccessLog {
+            section: section.clone(),
+            pending: Mutex::new(Some(Sink::open(&section.path)?)),
+            sender: OnceLock::new(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    fn start_writer(&self) -> SyncSender<String> {
         let (sender, receiver) = sync_channel::<String>(QUEUE);
-        let path = section.path.clone();
-        std::thread::Builder::new()
+        let sink = match self.pending.lock() {
+            Ok(mut pending) => pending.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let path = self.section.path.clone();
+        let spawned = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
+                let mut sink = match sink.map_or_else(|| Sink::open(&path), Ok) {
+                    Ok(sink) => sink,
+                    Err(e) => {
+                        log::error!("access log {path}: {e}");
+                        return;
+                    }
+                };
                 let mut generation = REOPEN.load(Relaxed);
+                let mut last_flush = Instant::now();
                 loop {
-                    match receiver.recv_timeout(Duration::from_millis(200)) {
+                    match receiver.recv_timeout(FLUSH_EVERY) {
                         Ok(line) => {
                             if let Err(e) = sink.write_line(&line) {
                                 log::error!("access log {path}: {e}");
                             }
-                            continue;
                         }
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => {
@@ -120,22 +147,28 @@ impl AccessLog {
                             return;
                         }
                     }
-                    let _ = sink.flush();
+                    if last_flush.elapsed() >= FLUSH_EVERY {
+                        let _ = sink.flush();
+                        last_flush = Instant::now();
+                    }
                     let wanted = REOPEN.load(Relaxed);
                     if wanted != generation {
                         generation = wanted;
+                        let _ = sink.flush();
                         match Sink::open(&path) {
                             Ok(fresh) => sink = fresh,
                             Err(e) => log::error!("access log {path}: cannot reopen: {e}"),
                         }
                     }
                 }
-            })?;
-        Ok(AccessLog {
-            section: section.clone(),
-            sender,
-            dropped: AtomicU64::new(0),
-        })
+            });
+        if let Err(e) = spawned {
+            log::error!(
+                "access log {}: cannot start its writer: {e}",
+                self.section.path
+            );
+        }
+        sender
     }
 
     pub fn write(&self, entry: &Entry<'_>) {
@@ -143,9 +176,8 @@ impl AccessLog {
             LogFormat::Json => json_line(entry),
             LogFormat::Combined => combined_line(entry),
         };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.sender.try_send(line)
-        {
+        let sender = self.sender.get_or_init(|| self.start_writer());
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sender.try_send(line) {
             self.dropped.fetch_add(1, Relaxed);
         }
     }

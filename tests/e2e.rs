@@ -2,6 +2,8 @@
 //! to real origins on ephemeral ports. One test binary, one module per capability.
 
 mod e2e {
+    mod access_log;
+    mod admin;
     pub mod harness;
     pub mod raw_client;
 

@@ -177,6 +177,9 @@ async fn answer(
         path: path.clone(),
         headers: req.headers().clone(),
     });
+    // Read the whole body, as a real application does: hyper closes a keep-alive
+    // connection whose request body was left unread.
+    let _ = http_body_util::BodyExt::collect(req.into_body()).await;
     let status = if path == "/healthz" {
         state.health.load(SeqCst)
     } else {

@@ -3,8 +3,9 @@
 //! that never retry loses no request and meets no refused connection, and the old process
 //! exits after draining.
 
-use super::harness::{backends, wait_until, Origin, Proxy, BIN};
+use super::harness::{backends, free_port, wait_until, Origin, Proxy, BIN};
 use super::steady::Steady;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -76,4 +77,95 @@ async fn an_upgrade_under_load_loses_no_request() {
         report.connects
     );
     drop(new);
+}
+
+/// Whether process `pid` still exists.
+fn alive(pid: &str) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The systemd recipe (`conf/gatehouse.service`): a daemon with a pid file; SIGQUIT to it,
+/// then `gatehouse -d -u`, which returns once the new daemon serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_upgrade_recipe_loses_no_request() {
+    let origin = Origin::start("app").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let pid_file = dir.path().join("gatehouse.pid");
+    let conf = dir.path().join("gatehouse.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  pid_file: {}\n  upgrade_sock: {}\n  error_log: {}\n  grace_period: 5s\n  graceful_shutdown_timeout: 2s\nlisteners:\n  - {{ name: public, address: \"127.0.0.1:{port}\" }}\nupstreams:\n  app:\n    backends:\n{}routes:\n  - {{ name: app, upstream: app }}\n",
+            pid_file.display(),
+            dir.path().join("upgrade.sock").display(),
+            dir.path().join("error.log").display(),
+            backends(&[&origin])
+        ),
+    )
+    .expect("write config");
+    let read_pid = || {
+        std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let start = Command::new(BIN)
+        .args(["-d", "-c"])
+        .arg(&conf)
+        .status()
+        .expect("start");
+    assert!(start.success());
+    let old_pid = read_pid();
+    assert!(
+        alive(&old_pid),
+        "the daemon runs and wrote its pid ({old_pid:?})"
+    );
+    struct Kill(Vec<String>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for pid in &self.0 {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+    }
+    let mut cleanup = Kill(vec![old_pid.clone()]);
+    // The launcher returns when the daemon starts bootstrapping; it listens a moment later.
+    wait_until("the daemon listens", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    let traffic = Steady::start(([127, 0, 0, 1], port).into(), 16);
+    traffic.pass(500).await;
+    super::harness::signal(old_pid.parse().expect("pid"), "QUIT");
+    let upgrade = Command::new(BIN)
+        .args(["-d", "-u", "-c"])
+        .arg(&conf)
+        .status()
+        .expect("upgrade");
+    assert!(upgrade.success(), "the new daemon reported ready");
+    let new_pid = read_pid();
+    cleanup.0.push(new_pid.clone());
+    assert_ne!(new_pid, old_pid, "the new daemon wrote its pid");
+    wait_until("the old daemon exits", Duration::from_secs(20), || async {
+        !alive(&old_pid)
+    })
+    .await;
+    traffic.pass(500).await;
+    let report = traffic.finish().await;
+    let _ = std::fs::copy(
+        dir.path().join("error.log"),
+        "/tmp/daemon-upgrade-error.log",
+    );
+    assert!(
+        report.failures.is_empty(),
+        "{} failed requests: {:?}\n--- error log ---\n{}",
+        report.failures.len(),
+        &report.failures[..report.failures.len().min(10)],
+        std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+    );
+    assert!(alive(&new_pid));
 }
