@@ -1,25 +1,25 @@
 //! The access log: one line per request, as JSON or nginx's "combined" format, to a file or
 //! stdout.
 //!
-//! Requests hand their line to a bounded channel and go on; one writer thread buffers the
-//! lines and flushes them every 200ms, so no request waits on the disk. A
-//! full channel drops the line and counts it rather than slow the proxy. SIGUSR1 makes the
-//! writer reopen the file, for log rotation (`mv access.log access.log.1; kill -USR1`).
+//! Requests append their line to a shared buffer under a short lock and go on; a writer
+//! thread takes the whole buffer every 200ms and writes it, so no request waits on the disk
+//! or wakes a thread. Past 16 MiB unwritten, lines are dropped and counted rather than slow
+//! the proxy. SIGUSR1 makes the writer reopen the file, for log rotation
+//! (`mv access.log access.log.1; kill -USR1`).
 
 use crate::config::access_log::{AccessLogSection, LogFormat};
-use serde_json::json;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-/// Lines queued before new ones are dropped.
-const QUEUE: usize = 65_536;
+/// Bytes buffered before new lines are dropped (the writer drains it every 200ms).
+const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 
-/// Buffered lines reach the file at least this often.
+/// How often the writer moves buffered lines to the file.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// Bumped by SIGUSR1; writers reopen their file when it changes.
@@ -52,12 +52,20 @@ pub struct Entry<'a> {
 
 pub struct AccessLog {
     pub section: AccessLogSection,
+    shared: Arc<Shared>,
     /// The opened file, until the writer thread takes it.
     pending: Mutex<Option<Sink>>,
     /// Started on the first line: a daemon forks after the config is loaded, and a
     /// thread started before the fork would not exist in the daemon.
-    sender: OnceLock<SyncSender<String>>,
-    pub dropped: AtomicU64,
+    writer: OnceLock<()>,
+}
+
+/// What requests and the writer share: lines are appended under a short lock, and the
+/// writer takes them all at once; no request wakes the writer.
+struct Shared {
+    buffer: Mutex<Vec<u8>>,
+    dropped: AtomicU64,
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -65,6 +73,13 @@ impl std::fmt::Debug for AccessLog {
         f.debug_struct("AccessLog")
             .field("section", &self.section)
             .finish()
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        // The writer flushes what is left and ends.
+        self.shared.closed.store(true, Relaxed);
     }
 }
 
@@ -82,17 +97,10 @@ impl Sink {
         Ok(Sink::File(BufWriter::with_capacity(64 * 1024, file)))
     }
 
-    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
-            Sink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(line.as_bytes())?;
-                out.write_all(b"\n")
-            }
-            Sink::File(w) => {
-                w.write_all(line.as_bytes())?;
-                w.write_all(b"\n")
-            }
+            Sink::Stdout => std::io::stdout().lock().write_all(bytes),
+            Sink::File(w) => w.write_all(bytes),
         }
     }
 
@@ -109,18 +117,27 @@ impl AccessLog {
     pub fn open(section: &AccessLogSection) -> std::io::Result<AccessLog> {
         Ok(AccessLog {
             section: section.clone(),
+            shared: Arc::new(Shared {
+                buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
+                dropped: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
             pending: Mutex::new(Some(Sink::open(&section.path)?)),
-            sender: OnceLock::new(),
-            dropped: AtomicU64::new(0),
+            writer: OnceLock::new(),
         })
     }
 
-    fn start_writer(&self) -> SyncSender<String> {
-        let (sender, receiver) = sync_channel::<String>(QUEUE);
+    /// Lines dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Relaxed)
+    }
+
+    fn start_writer(&self) {
         let sink = match self.pending.lock() {
             Ok(mut pending) => pending.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
+        let shared = Arc::clone(&self.shared);
         let path = self.section.path.clone();
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
@@ -133,28 +150,26 @@ impl AccessLog {
                     }
                 };
                 let mut generation = REOPEN.load(Relaxed);
-                let mut last_flush = Instant::now();
+                let mut batch = Vec::with_capacity(64 * 1024);
                 loop {
-                    match receiver.recv_timeout(FLUSH_EVERY) {
-                        Ok(line) => {
-                            if let Err(e) = sink.write_line(&line) {
-                                log::error!("access log {path}: {e}");
-                            }
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => {
-                            let _ = sink.flush();
-                            return;
-                        }
+                    std::thread::sleep(FLUSH_EVERY);
+                    let closed = shared.closed.load(Relaxed);
+                    if let Ok(mut buffer) = shared.buffer.lock() {
+                        std::mem::swap(&mut *buffer, &mut batch);
                     }
-                    if last_flush.elapsed() >= FLUSH_EVERY {
-                        let _ = sink.flush();
-                        last_flush = Instant::now();
+                    if !batch.is_empty() {
+                        if let Err(e) = sink.write_all(&batch) {
+                            log::error!("access log {path}: {e}");
+                        }
+                        batch.clear();
+                    }
+                    let _ = sink.flush();
+                    if closed {
+                        return;
                     }
                     let wanted = REOPEN.load(Relaxed);
                     if wanted != generation {
                         generation = wanted;
-                        let _ = sink.flush();
                         match Sink::open(&path) {
                             Ok(fresh) => sink = fresh,
                             Err(e) => log::error!("access log {path}: cannot reopen: {e}"),
@@ -168,7 +183,6 @@ impl AccessLog {
                 self.section.path
             );
         }
-        sender
     }
 
     pub fn write(&self, entry: &Entry<'_>) {
@@ -176,54 +190,138 @@ impl AccessLog {
             LogFormat::Json => json_line(entry),
             LogFormat::Combined => combined_line(entry),
         };
-        let sender = self.sender.get_or_init(|| self.start_writer());
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sender.try_send(line) {
-            self.dropped.fetch_add(1, Relaxed);
+        self.writer.get_or_init(|| self.start_writer());
+        let Ok(mut buffer) = self.shared.buffer.lock() else {
+            return;
+        };
+        if buffer.len() + line.len() >= MAX_BUFFERED {
+            drop(buffer);
+            self.shared.dropped.fetch_add(1, Relaxed);
+            return;
         }
+        buffer.extend_from_slice(line.as_bytes());
+        buffer.push(b'\n');
     }
 }
 
-fn json_line(e: &Entry<'_>) -> String {
-    json!({
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "client": e.client.map(|ip| ip.to_string()),
-        "method": e.method,
-        "path": e.uri,
-        "protocol": e.protocol,
-        "status": e.status,
-        "bytes": e.bytes,
-        "duration_ms": (e.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        "route": e.route,
-        "upstream": e.upstream,
-        "backend": e.backend.map(|b| b.to_string()),
-        "request_id": e.request_id,
-        "user_agent": e.user_agent,
-        "referer": e.referer,
+/// Timestamps formatted once per second per thread: formatting a date (and, for local
+/// time, looking up the zone) on every request would cost more than the rest of the line.
+struct TimeCache {
+    second: i64,
+    iso: String,
+    clf: String,
+}
+
+thread_local! {
+    static TIME: std::cell::RefCell<TimeCache> = const {
+        std::cell::RefCell::new(TimeCache { second: i64::MIN, iso: String::new(), clf: String::new() })
+    };
+}
+
+/// Runs `f` on the cache, refreshed for the current second, and the current time.
+fn with_time<T>(f: impl FnOnce(&TimeCache, chrono::DateTime<chrono::Utc>) -> T) -> T {
+    let now = chrono::Utc::now();
+    let second = now.timestamp();
+    TIME.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.second != second {
+            cache.second = second;
+            cache.iso = now.format("%Y-%m-%dT%H:%M:%S").to_string();
+            cache.clf = now
+                .with_timezone(&chrono::Local)
+                .format("%d/%b/%Y:%H:%M:%S %z")
+                .to_string();
+        }
+        f(&cache, now)
     })
-    .to_string()
+}
+
+/// `2026-11-29T21:10:05.123Z`
+fn iso_now() -> String {
+    with_time(|c, now| format!("{}.{:03}Z", c.iso, now.timestamp_subsec_millis()))
+}
+
+/// `29/Nov/2026:21:10:05 +0000`
+fn clf_now() -> String {
+    with_time(|c, _| c.clf.clone())
+}
+
+/// The JSON line's fields, in order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    time: String,
+    client: Option<IpAddr>,
+    method: &'a str,
+    path: &'a str,
+    protocol: &'a str,
+    status: u16,
+    bytes: usize,
+    duration_ms: f64,
+    route: Option<&'a str>,
+    upstream: Option<&'a str>,
+    backend: Option<SocketAddr>,
+    request_id: &'a str,
+    user_agent: Option<&'a str>,
+    referer: Option<&'a str>,
+}
+
+fn json_line(e: &Entry<'_>) -> String {
+    let line = JsonLine {
+        time: iso_now(),
+        client: e.client,
+        method: e.method,
+        path: e.uri,
+        protocol: e.protocol,
+        status: e.status,
+        bytes: e.bytes,
+        duration_ms: (e.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        route: e.route,
+        upstream: e.upstream,
+        backend: e.backend,
+        request_id: e.request_id,
+        user_agent: e.user_agent,
+        referer: e.referer,
+    };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// A quoted field of the combined format: `-` when absent, `"` and `\` escaped.
+fn quoted(value: Option<&str>) -> std::borrow::Cow<'_, str> {
+    match value {
+        None => "-".into(),
+        Some(v) if v.contains(['"', '\\']) => v.replace('\\', "\\\\").replace('"', "\\\"").into(),
+        Some(v) => v.into(),
+    }
 }
 
 /// nginx's `combined`, with the request id, route, upstream and duration appended:
 /// `client - - [time] "request" status bytes "referer" "agent" id route upstream seconds`.
 fn combined_line(e: &Entry<'_>) -> String {
-    let quote = |v: Option<&str>| v.unwrap_or("-").replace('\\', "\\\\").replace('"', "\\\"");
-    format!(
-        "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" {} {} {} {:.3}",
-        e.client
-            .map_or_else(|| "-".to_string(), |ip| ip.to_string()),
-        chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z"),
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(256);
+    match e.client {
+        Some(ip) => {
+            let _ = write!(line, "{ip}");
+        }
+        None => line.push('-'),
+    }
+    let _ = write!(
+        line,
+        " - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" {} {} {} {:.3}",
+        clf_now(),
         e.method,
-        quote(Some(e.uri)),
+        quoted(Some(e.uri)),
         e.protocol,
         e.status,
         e.bytes,
-        quote(e.referer),
-        quote(e.user_agent),
+        quoted(e.referer),
+        quoted(e.user_agent),
         e.request_id,
         e.route.unwrap_or("-"),
         e.upstream.unwrap_or("-"),
         e.duration.as_secs_f64(),
-    )
+    );
+    line
 }
 
 /// Reopens access log files on SIGUSR1.
