@@ -1,10 +1,11 @@
 //! Criterion benches of the per-request work Gatehouse adds on top of Pingora, built with
 //! the same constructors the proxy uses: route lookup over 30 and 300 routes, forwarding
-//! headers, header rewrites, request ids and backend selection.
+//! headers, header rewrites, request ids, backend selection and split assignment.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gatehouse::config;
 use gatehouse::request_id;
+use gatehouse::routing::split::SplitRequest;
 use gatehouse::routing::RequestInfo;
 use gatehouse::snapshot::Snapshot;
 use gatehouse::upstream::Selector;
@@ -130,10 +131,40 @@ fn backend_selection(c: &mut Criterion) {
     });
 }
 
+fn split_pick(c: &mut Criterion) {
+    let text = "listeners: [ { name: p, address: \"127.0.0.1:8080\" } ]\nupstreams:\n  stable: { backends: [ { address: \"127.0.0.1:9001\" } ] }\n  canary: { backends: [ { address: \"127.0.0.1:9002\" } ] }\nroutes:\n  - name: app\n    upstream: stable\n    split: { canary: canary, weight: 10, sticky: { cookie: { name: gh_variant } } }\n";
+    let config = config::parse(text, "bench.yaml").expect("bench config");
+    let snapshot = Snapshot::build(&config);
+    let (_, split) = snapshot.router.splits().next().expect("a split");
+    let mut returning = HeaderMap::new();
+    returning.insert(
+        "cookie",
+        "theme=dark; gh_variant=4242".parse().expect("cookie"),
+    );
+    let request = SplitRequest {
+        headers: &returning,
+        query: None,
+        client_ip: None,
+    };
+    c.bench_function("split pick, sticky cookie (returning client)", |b| {
+        b.iter(|| black_box(split.assign(black_box(&request))))
+    });
+    let new_client = HeaderMap::new();
+    let request = SplitRequest {
+        headers: &new_client,
+        query: None,
+        client_ip: None,
+    };
+    c.bench_function("split pick, first visit (sets the cookie)", |b| {
+        b.iter(|| black_box(split.assign(black_box(&request))))
+    });
+}
+
 criterion_group!(
     benches,
     route_lookup,
     per_request_headers,
-    backend_selection
+    backend_selection,
+    split_pick
 );
 criterion_main!(benches);

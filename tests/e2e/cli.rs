@@ -38,7 +38,7 @@ fn help_lists_the_daemon_and_upgrade_flags() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn daemon_mode_detaches_writes_its_pid_and_serves() {
-    use super::harness::{client, wait_until, Origin};
+    use super::harness::{client, wait_until, DaemonGuard, Origin};
     use std::time::Duration;
 
     let origin = Origin::start("app").await;
@@ -57,6 +57,8 @@ async fn daemon_mode_detaches_writes_its_pid_and_serves() {
     );
     let conf = dir.path().join("gatehouse.yaml");
     std::fs::write(&conf, config).expect("write");
+    // Kills the daemon however the assertions below end.
+    let _daemon = DaemonGuard(conf.clone());
     let status = Command::new(BIN)
         .arg("-d")
         .arg("-c")
@@ -68,18 +70,6 @@ async fn daemon_mode_detaches_writes_its_pid_and_serves() {
         std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim().parse::<u32>().is_ok())
     })
     .await;
-    let pid = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .to_string();
-    // Kill the daemon however the assertions below end.
-    struct KillOnDrop(String);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = Command::new("kill").args(["-9", &self.0]).status();
-        }
-    }
-    let _guard = KillOnDrop(pid.clone());
     let url = format!("http://127.0.0.1:{port}/");
     let c = client();
     wait_until("the daemon serves", Duration::from_secs(10), || async {

@@ -327,6 +327,20 @@ impl Drop for Proxy {
     }
 }
 
+/// Kills, when dropped, every process started with this config file: the daemons a test
+/// started, whether or not the test got as far as reading their pids.
+pub struct DaemonGuard(pub PathBuf);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(self.0.display().to_string())
+            .status();
+    }
+}
+
 /// Sends signal `name` to `pid` with kill(1).
 pub fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")

@@ -97,3 +97,74 @@ async fn backend_health_survives_a_reload() {
         "the down backend stayed down across the reload"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
+    let origin = Origin::start("app").await;
+    let body = |version: &str| {
+        format!(
+            "upstreams:\n  app:\n    backends:\n{}routes:\n  - {{ name: app, upstream: app, response_headers: {{ set: {{ X-Config: {version} }} }} }}\n",
+            backends(&[&origin])
+        )
+    };
+    let proxy = Proxy::start(&body("v1")).await;
+    let c = super::harness::client();
+    let slow = {
+        let c = c.clone();
+        let url = proxy.url("/slow/1500");
+        tokio::spawn(async move { c.get(url).send().await.expect("slow request") })
+    };
+    wait_until(
+        "the slow request reaches the origin",
+        Duration::from_secs(10),
+        || async { origin.request_count() == 1 },
+    )
+    .await;
+    proxy.rewrite_config(&body("v2"));
+    proxy.signal("HUP");
+    wait_until("v2 is live", Duration::from_secs(10), || async {
+        let (_, headers, _) = super::harness::get(&c, &proxy, "/", &[]).await;
+        headers["x-config"] == "v2"
+    })
+    .await;
+    let slow = slow.await.expect("join");
+    assert_eq!(slow.status().as_u16(), 200);
+    assert_eq!(
+        slow.headers()["x-config"],
+        "v1",
+        "the in-flight request kept its config"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listener_change_is_left_to_an_upgrade_and_the_rest_applies() {
+    let origin = Origin::start("app").await;
+    let body = |header: &str| {
+        format!(
+            "upstreams:\n  app:\n    backends:\n{}routes:\n  - {{ name: app, upstream: app, response_headers: {{ set: {{ X-Version: {header} }} }} }}\n",
+            backends(&[&origin])
+        )
+    };
+    let proxy = Proxy::start(&body("one")).await;
+    let text = std::fs::read_to_string(proxy.conf()).expect("read");
+    let moved = text
+        .replace(&proxy.addr.to_string(), "127.0.0.1:1")
+        .replace("X-Version: one", "X-Version: two");
+    std::fs::write(proxy.conf(), moved).expect("write");
+    proxy.signal("HUP");
+    wait_until("the reload is live", Duration::from_secs(10), || async {
+        proxy.log().contains("config version 2 is live")
+    })
+    .await;
+    assert!(
+        proxy
+            .log()
+            .contains("changes to listeners need new sockets"),
+        "{}",
+        proxy.log()
+    );
+    let (status, headers, _) =
+        super::harness::get(&super::harness::client(), &proxy, "/", &[]).await;
+    assert_eq!(status, 200, "still serving on the old listener");
+    assert_eq!(headers["x-version"], "two", "the rest of the file applied");
+}

@@ -3,7 +3,7 @@
 //! that never retry loses no request and meets no refused connection, and the old process
 //! exits after draining.
 
-use super::harness::{backends, free_port, wait_until, Origin, Proxy, BIN};
+use super::harness::{backends, free_port, wait_until, DaemonGuard, Origin, Proxy, BIN};
 use super::steady::Steady;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -104,6 +104,8 @@ async fn the_daemon_upgrade_recipe_loses_no_request() {
         ),
     )
     .expect("write config");
+    // Kills both daemons however the test ends.
+    let _daemons = DaemonGuard(conf.clone());
     let read_pid = || {
         std::fs::read_to_string(&pid_file)
             .unwrap_or_default()
@@ -121,15 +123,6 @@ async fn the_daemon_upgrade_recipe_loses_no_request() {
         alive(&old_pid),
         "the daemon runs and wrote its pid ({old_pid:?})"
     );
-    struct Kill(Vec<String>);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            for pid in &self.0 {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-    }
-    let mut cleanup = Kill(vec![old_pid.clone()]);
     // The launcher returns when the daemon starts bootstrapping; it listens a moment later.
     wait_until("the daemon listens", Duration::from_secs(10), || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -148,7 +141,6 @@ async fn the_daemon_upgrade_recipe_loses_no_request() {
         .expect("upgrade");
     assert!(upgrade.success(), "the new daemon reported ready");
     let new_pid = read_pid();
-    cleanup.0.push(new_pid.clone());
     assert_ne!(new_pid, old_pid, "the new daemon wrote its pid");
     wait_until("the old daemon exits", Duration::from_secs(20), || async {
         !alive(&old_pid)
