@@ -79,9 +79,11 @@ fn per_request_headers(c: &mut Criterion) {
         b.iter_batched_ref(
             || template.clone(),
             |req| {
+                let peer = "198.51.100.3".parse().expect("ip");
+                let client = snapshot.forwarding.client_ip(peer, req);
                 snapshot
                     .forwarding
-                    .apply(req, Some("198.51.100.3".parse().expect("ip")), "http")
+                    .apply(req, Some(peer), Some(client), "http")
             },
             criterion::BatchSize::SmallInput,
         )
@@ -90,9 +92,11 @@ fn per_request_headers(c: &mut Criterion) {
         b.iter_batched_ref(
             || template.clone(),
             |req| {
+                let peer = "10.1.2.3".parse().expect("ip");
+                let client = snapshot.forwarding.client_ip(peer, req);
                 snapshot
                     .forwarding
-                    .apply(req, Some("10.1.2.3".parse().expect("ip")), "http")
+                    .apply(req, Some(peer), Some(client), "http")
             },
             criterion::BatchSize::SmallInput,
         )

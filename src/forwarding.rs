@@ -52,35 +52,41 @@ impl Forwarding {
     }
 
     /// Sets the forwarding headers on the request going upstream. `peer` is the address
-    /// of the connection (None on a Unix socket); `scheme` is how the client reached us.
+    /// of the connection (None on a Unix socket), `client` what [`Forwarding::client_ip`]
+    /// made of it; `scheme` is how the client reached us.
     pub fn apply(
         &self,
         req: &mut RequestHeader,
         peer: Option<IpAddr>,
+        client: Option<IpAddr>,
         scheme: &'static str,
     ) -> pingora::Result<()> {
         let trusted = peer.is_some_and(|ip| self.is_trusted(ip));
         if let Some(peer) = peer {
-            let client = self.client_ip(peer, req);
-            let peer_text = canonical(peer).to_string();
+            let peer_value = ip_value(peer);
             let xff = if trusted {
                 let chain = forwarded_chain(req);
                 if chain.is_empty() {
-                    peer_text
+                    peer_value.clone()
                 } else {
-                    format!("{}, {peer_text}", chain.join(", "))
+                    let joined = format!("{}, {}", chain.join(", "), canonical(peer));
+                    HeaderValue::try_from(joined).unwrap_or_else(|_| peer_value.clone())
                 }
             } else {
-                peer_text
+                peer_value.clone()
+            };
+            let real_ip = match client.map(canonical) {
+                Some(ip) if ip != canonical(peer) => ip_value(ip),
+                _ => peer_value,
             };
             req.insert_header(X_FORWARDED_FOR, xff)?;
-            req.insert_header(X_REAL_IP, canonical(client).to_string())?;
+            req.insert_header(X_REAL_IP, real_ip)?;
         } else {
             req.remove_header(X_FORWARDED_FOR);
             req.remove_header(X_REAL_IP);
         }
         if !(trusted && req.headers.contains_key(X_FORWARDED_PROTO)) {
-            req.insert_header(X_FORWARDED_PROTO, scheme)?;
+            req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(scheme))?;
         }
         if !(trusted && req.headers.contains_key(X_FORWARDED_HOST)) {
             let host: Option<HeaderValue> = req
@@ -99,6 +105,12 @@ impl Forwarding {
         }
         Ok(())
     }
+}
+
+/// An address as a header value (an IP's text is always a valid value).
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::try_from(canonical(ip).to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The addresses listed in every `X-Forwarded-For` header, in order.
@@ -150,7 +162,9 @@ mod tests {
             (X_FORWARDED_PROTO, "https"),
             (X_FORWARDED_HOST, "evil.example"),
         ]);
-        fw.apply(&mut req, Some("203.0.113.9".parse().expect("ip")), "http")
+        let peer: IpAddr = "203.0.113.9".parse().expect("ip");
+        let client = fw.client_ip(peer, &req);
+        fw.apply(&mut req, Some(peer), Some(client), "http")
             .expect("apply");
         assert_eq!(header(&req, X_FORWARDED_FOR), Some("203.0.113.9"));
         assert_eq!(header(&req, X_REAL_IP), Some("203.0.113.9"));
@@ -166,7 +180,9 @@ mod tests {
             (X_FORWARDED_FOR, "10.1.1.1"),
             (X_FORWARDED_PROTO, "https"),
         ]);
-        fw.apply(&mut req, Some("10.0.0.2".parse().expect("ip")), "http")
+        let peer: IpAddr = "10.0.0.2".parse().expect("ip");
+        let client = fw.client_ip(peer, &req);
+        fw.apply(&mut req, Some(peer), Some(client), "http")
             .expect("apply");
         assert_eq!(
             header(&req, X_FORWARDED_FOR),

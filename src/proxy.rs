@@ -226,7 +226,7 @@ impl ProxyHttp for Gatehouse {
         let _ = session;
         ctx.snapshot
             .forwarding
-            .apply(upstream_request, ctx.peer_ip, "http")?;
+            .apply(upstream_request, ctx.peer_ip, ctx.client_ip, "http")?;
         upstream_request.insert_header(request_id::HEADER, ctx.request_id.clone())?;
         if let Some(route) = ctx.route() {
             route.request_headers.apply(upstream_request)?;
