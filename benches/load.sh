@@ -26,17 +26,10 @@ PROXIES=(gatehouse bare-pingora nginx)
 LOAD_CORE=0
 PROXY_CORE=1
 
-WORK=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    # SIGINT: fast shutdown for Pingora and nginx alike (SIGTERM makes Pingora wait its grace period).
-    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+BENCH_NAME=bench-load
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 
-die() { echo "bench-load: $*" >&2; exit 1; }
 for tool in nginx wrk taskset; do
     command -v "$tool" >/dev/null || die "$tool is missing (make bench-load installs it)"
 done
@@ -45,24 +38,6 @@ done
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores (one for the proxy, one for origin and load)"
 NGINX=$(command -v nginx)
 CLK_TCK=$(getconf CLK_TCK)
-
-# A port nothing listens on (random, checked), so runs never collide with anything.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-    done
-}
-
-wait_port() {
-    local port=$1 i
-    for i in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    die "nothing listens on $port; see $WORK/*.log"
-}
 
 # CPU ticks (utime+stime) of a process and its children that are still alive.
 cpu_ticks() {

@@ -10,32 +10,10 @@ TARGET=${1:-gatehouse}
 SECONDS_SAMPLED=${SECONDS_SAMPLED:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=${BIN_DIR:-$ROOT/target/release}
-WORK=$(mktemp -d /tmp/gatehouse-profile.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-command -v perf >/dev/null || { echo "profile: perf is missing (apt-get install linux-perf)" >&2; exit 1; }
-
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-    done
-}
-wait_port() {
-    local i
-    for i in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "profile: nothing listens on $1" >&2
-    exit 1
-}
+BENCH_NAME=profile
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
+command -v perf >/dev/null || die "perf is missing (apt-get install linux-perf)"
 
 ORIGIN_PORT=$(free_port)
 PROXY_PORT=$(free_port)

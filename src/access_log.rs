@@ -324,35 +324,6 @@ fn combined_line(e: &Entry<'_>) -> String {
     line
 }
 
-/// Reopens access log files on SIGUSR1.
-pub struct ReopenOnSignal;
-
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for ReopenOnSignal {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut usr1 = match signal(SignalKind::user_defined1()) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!("cannot listen for SIGUSR1; access logs will not be reopened: {e}");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                received = usr1.recv() => {
-                    if received.is_none() {
-                        return;
-                    }
-                    log::info!("SIGUSR1: reopening access logs");
-                    request_reopen();
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,5 +14,6 @@ pub mod request_id;
 pub mod rewrite;
 pub mod routing;
 pub mod server;
+pub mod signals;
 pub mod snapshot;
 pub mod upstream;

@@ -9,9 +9,6 @@
 
 use crate::config::{self, ConfigError};
 use crate::snapshot::{Live, Snapshot};
-use async_trait::async_trait;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -107,42 +104,5 @@ impl Reloader {
             version,
             needs_upgrade,
         })
-    }
-}
-
-/// Reloads on SIGHUP.
-pub struct ReloadOnSignal {
-    reloader: Arc<Reloader>,
-}
-
-impl ReloadOnSignal {
-    pub fn new(reloader: Arc<Reloader>) -> Self {
-        ReloadOnSignal { reloader }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for ReloadOnSignal {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!("cannot listen for SIGHUP, reload only through the admin API: {e}");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                received = hangup.recv() => {
-                    if received.is_none() {
-                        return;
-                    }
-                    log::info!("SIGHUP: reloading the config");
-                    let _ = self.reloader.reload();
-                }
-            }
-        }
     }
 }

@@ -2,13 +2,13 @@
 //! on every listener, the admin API on its own, and the background tasks (health checks,
 //! split control, reload on SIGHUP, log reopening on SIGUSR1); then runs it.
 
-use crate::access_log::ReopenOnSignal;
 use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::proxy::draining::Draining;
 use crate::proxy::Gatehouse;
-use crate::reload::{ReloadOnSignal, Reloader};
+use crate::reload::Reloader;
 use crate::routing::split::control::SplitController;
+use crate::signals::OnSignal;
 use crate::snapshot::Snapshot;
 use crate::upstream::health::HealthChecker;
 use pingora::server::configuration::Opt;
@@ -18,6 +18,7 @@ use pingora::services::listening::Service;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::SignalKind;
 
 /// How the process was asked to start.
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,11 +80,21 @@ pub fn run(config: Config, path: &Path, options: RunOptions) -> Result<(), Strin
         "split control",
         SplitController::new(live),
     ));
-    server.add_service(background_service(
-        "reload on SIGHUP",
-        ReloadOnSignal::new(reloader),
-    ));
-    server.add_service(background_service("reopen logs on SIGUSR1", ReopenOnSignal));
+    let reload = OnSignal::new(
+        SignalKind::hangup(),
+        "SIGHUP: reloading the config",
+        move || {
+            // A rejected file is logged by the reloader; the running config stays.
+            let _ = reloader.reload();
+        },
+    );
+    server.add_service(background_service("reload on SIGHUP", reload));
+    let reopen = OnSignal::new(
+        SignalKind::user_defined1(),
+        "SIGUSR1: reopening access logs",
+        crate::access_log::request_reopen,
+    );
+    server.add_service(background_service("reopen logs on SIGUSR1", reopen));
     log::info!(
         "gatehouse {} serving {} route(s) on {}{}",
         env!("CARGO_PKG_VERSION"),
