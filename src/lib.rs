@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod daemon;
 pub mod forwarding;
 pub mod metrics;
 pub mod proxy;

@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if cli.daemon {
+        gatehouse::daemon::catch_early_readiness_signal();
+    }
     let started = server::run(
         config,
         &path,
