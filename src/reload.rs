@@ -70,7 +70,7 @@ impl Reloader {
         if listeners(&config) != listeners(&old.config) {
             needs_upgrade.push("listeners".to_string());
         }
-        if format!("{:?}", config.server) != format!("{:?}", old.config.server) {
+        if config.server != old.config.server {
             needs_upgrade.push("server".to_string());
         }
         let mut next = Snapshot::build_after(&config, Some(&old));

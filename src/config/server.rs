@@ -6,7 +6,7 @@ use super::values::Duration;
 use pingora::server::configuration::ServerConf;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     /// Worker threads of the proxy service.
