@@ -114,6 +114,17 @@ impl ProxyHttp for Gatehouse {
             error_response::respond(session, 404, &ctx.request_id).await;
             return Ok(true);
         };
+        // Before the split: a rejected request is neither assigned nor judged.
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > ctx.snapshot.max_request_body) {
+            error_response::respond(session, 413, &ctx.request_id).await;
+            return Ok(true);
+        }
         let (upstream_index, variant) = match &route.split {
             None => (route.upstream, None),
             Some(split) => {
@@ -134,16 +145,6 @@ impl ProxyHttp for Gatehouse {
         };
         ctx.upstream_index = Some(upstream_index);
         ctx.variant = variant;
-        let declared = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > ctx.snapshot.max_request_body) {
-            error_response::respond(session, 413, &ctx.request_id).await;
-            return Ok(true);
-        }
         Ok(false)
     }
 
@@ -171,6 +172,7 @@ impl ProxyHttp for Gatehouse {
             .peer(index)
             .ok_or_else(|| http_status(503, "no healthy backend"))?;
         let backend = Arc::clone(&upstream.backends[index]);
+        ctx.upstream.last = Some(backend.addr);
         ctx.upstream.current = Some((index, InFlight::start(backend)));
         ctx.upstream.attempts += 1;
         Ok(Box::new(peer))
@@ -303,11 +305,8 @@ impl ProxyHttp for Gatehouse {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let backend = ctx
-            .upstream
-            .current
-            .take()
-            .map(|(_, in_flight)| in_flight.backend().addr);
+        ctx.upstream.current = None;
+        let backend = ctx.upstream.last;
         let status = session
             .as_ref()
             .response_written()

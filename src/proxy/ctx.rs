@@ -45,6 +45,8 @@ pub struct UpstreamAttempts {
     pub failed: Vec<usize>,
     /// Connect attempts made so far.
     pub attempts: usize,
+    /// The backend of the latest attempt, kept for the access log after a failure.
+    pub last: Option<std::net::SocketAddr>,
 }
 
 impl RequestCtx {

@@ -124,3 +124,25 @@ async fn combined_lines_look_like_nginx() {
     );
     assert!(all[1].contains(" def - - "), "{}", all[1]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_request_still_names_its_backend() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("addr");
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("access.log");
+    let config = format!(
+        "access_log: {{ path: {} }}\nupstreams:\n  app:\n    backends: [ {{ address: \"{dead}\" }} ]\n    retries: 0\nroutes:\n  - {{ name: web, upstream: app }}\n",
+        log.display()
+    );
+    let proxy = Proxy::start(&config).await;
+    assert_eq!(get(&client(), &proxy, "/", &[]).await.0, 502);
+    wait_until("the line is written", Duration::from_secs(10), || async {
+        lines(&log).len() == 1
+    })
+    .await;
+    let line: serde_json::Value = serde_json::from_str(&lines(&log)[0]).expect("json");
+    assert_eq!(line["status"], 502);
+    assert_eq!(line["backend"], dead.to_string());
+}

@@ -313,3 +313,28 @@ async fn split_weights_change_at_runtime_with_no_failed_request() {
         400
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_refused_for_its_size_is_not_assigned_a_variant() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_stable, _spare, _canary, proxy, admin) = start(50).await;
+    // Declares 20 MB (over the 10MiB default) and sends none of it.
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).await.expect("read");
+    assert_eq!(&answer, b"HTTP/1.1 413");
+    let doc: serde_json::Value = serde_json::from_str(&admin.get("/status").await.1).expect("json");
+    let assigned: u64 = doc["splits"][0]["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .map(|v| v["assigned"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(assigned, 0);
+}
