@@ -5,7 +5,7 @@ CONF ?= conf/gatehouse.yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := cmake perl make
 
-.PHONY: deps build run test lint fmt check-config bench bench-load
+.PHONY: deps build run test lint fmt check-config bench bench-load waf-eval
 
 ## Install the system packages the build needs: cmake (Pingora's zlib-ng), perl and make (its vendored OpenSSL).
 deps:
@@ -55,3 +55,10 @@ bench-load: deps
 	fi
 	$(CARGO) build --release --bin gatehouse --example bare_pingora
 	benches/load.sh $(SCENARIOS)
+
+## The WAF against the Core Rule Set's own regression tests, judged by rule id
+## (CRS_DIR defaults to ../shared/corpora/crs; PARANOIA to 4).
+CRS_DIR ?= ../shared/corpora/crs
+PARANOIA ?= 4
+waf-eval: deps
+	$(CARGO) run --release --example waf_eval -- $(CRS_DIR) $(PARANOIA)

@@ -18,3 +18,4 @@ pub mod server;
 pub mod signals;
 pub mod snapshot;
 pub mod upstream;
+pub mod waf;

@@ -1,0 +1,119 @@
+//! `make waf-eval`: runs every request stage of the Core Rule Set's regression tests
+//! through the WAF engine and prints, per rule file, how many stages pass when judged by
+//! rule id (expected rules fire, listed rules stay quiet), then every failure.
+//!
+//! Usage: waf_eval [CRS_DIR] [PARANOIA]   (default ../shared/corpora/crs, 4)
+
+use gatehouse::waf::conformance::{judge_ids, load_crs, load_stages, run_engine};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let crs = PathBuf::from(
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or("../shared/corpora/crs"),
+    );
+    let paranoia: u8 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(4);
+    let started = std::time::Instant::now();
+    let rules = match load_crs(&crs, paranoia, "") {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot load CRS: {e}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "CRS at {} loaded in {:.2?}: {} rules; {} load problems",
+        crs.display(),
+        started.elapsed(),
+        rules.rules.len(),
+        rules.report.problems.len()
+    );
+    for p in &rules.report.problems {
+        println!("  load: {p}");
+    }
+    let stages = match load_stages(&crs.join("tests/regression/tests")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot read tests: {e}");
+            std::process::exit(2);
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut table: BTreeMap<String, BTreeMap<&'static str, (usize, usize)>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for stage in stages.iter().filter(|s| s.file.starts_with("REQUEST-")) {
+        let kind = stage.expect.kind();
+        if kind == "other" {
+            continue;
+        }
+        let fired = run_engine(&rules, &stage.raw);
+        let ok = judge_ids(&stage.expect, &fired);
+        let cell = table
+            .entry(stage.file.clone())
+            .or_default()
+            .entry(kind)
+            .or_default();
+        cell.1 += 1;
+        if ok {
+            cell.0 += 1;
+        } else {
+            failures.push((stage, fired));
+        }
+    }
+    println!(
+        "{} request stages run in {:.2?} (paranoia level {paranoia})\n",
+        table
+            .values()
+            .flat_map(|k| k.values())
+            .map(|c| c.1)
+            .sum::<usize>(),
+        started.elapsed()
+    );
+    println!(
+        "{:<45} {:>14} {:>14} {:>10}",
+        "rule file", "must fire", "must be quiet", "no rule"
+    );
+    let mut totals: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (file, kinds) in &table {
+        let cell = |k: &str| {
+            kinds
+                .get(k)
+                .map(|(p, t)| format!("{p}/{t}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        println!(
+            "{:<45} {:>14} {:>14} {:>10}",
+            file,
+            cell("fire"),
+            cell("quiet"),
+            cell("no-rule")
+        );
+        for (k, (p, t)) in kinds {
+            let e = totals.entry(k).or_default();
+            e.0 += p;
+            e.1 += t;
+        }
+    }
+    println!();
+    for (k, (p, t)) in &totals {
+        println!(
+            "total {k:<8} {p}/{t} = {:.2}%",
+            100.0 * *p as f64 / (*t).max(1) as f64
+        );
+    }
+    println!("\nfailures ({}):", failures.len());
+    for (stage, fired) in failures {
+        let fired: Vec<String> = fired.iter().map(u32::to_string).collect();
+        println!(
+            "  {} [{}] expect {:?} quiet {:?} fired [{}]",
+            stage.name(),
+            stage.expect.kind(),
+            stage.expect.expect_ids,
+            stage.expect.no_expect_ids,
+            fired.join(" ")
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! Request body processors: URL-encoded forms, JSON (arguments named as ModSecurity v3's
+//! JSON processor names them: `json.a.b`, `json.list.array_0`) and multipart/form-data
+//! (fields, files and each part's header lines).
+
+use super::transforms::url_decode;
+
+/// One name/value pair found in a body or a query string.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// What a body processor found.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub args: Vec<Pair>,
+    /// Uploaded files: (field name, file name, size).
+    pub files: Vec<(Vec<u8>, Vec<u8>, usize)>,
+    /// Every part's header lines, keyed by the part's field name.
+    pub part_headers: Vec<Pair>,
+    pub error: Option<String>,
+}
+
+/// `a=1&b=2`: names and values URL-decoded (`+` is a space), as ModSecurity does for
+/// query strings and form bodies. Empty segments are skipped.
+pub fn urlencoded(input: &[u8], separator: u8) -> Vec<Pair> {
+    input
+        .split(|b| *b == separator)
+        .filter(|seg| !seg.is_empty())
+        .map(|seg| {
+            let (name, value) = match seg.iter().position(|b| *b == b'=') {
+                Some(i) => (&seg[..i], &seg[i + 1..]),
+                None => (seg, &b""[..]),
+            };
+            let decode = |s: &[u8]| url_decode(s, false).unwrap_or_else(|| s.to_vec());
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
+pub fn json(input: &[u8]) -> Parsed {
+    let mut parsed = Parsed::default();
+    match serde_json::from_slice::<serde_json::Value>(input) {
+        Ok(value) => {
+            let mut walker = JsonWalker {
+                containers: Vec::new(),
+                current_key: String::new(),
+                out: &mut parsed.args,
+            };
+            walker.value(&value);
+        }
+        Err(e) => parsed.error = Some(format!("JSON parsing error: {e}")),
+    }
+    parsed
+}
+
+enum Container {
+    Map(String),
+    Array(String, usize),
+}
+
+struct JsonWalker<'a> {
+    containers: Vec<Container>,
+    current_key: String,
+    out: &'a mut Vec<Pair>,
+}
+
+impl JsonWalker<'_> {
+    fn key_for_container(&self) -> String {
+        if self.containers.is_empty() {
+            "json".to_string()
+        } else {
+            self.current_key.clone()
+        }
+    }
+
+    fn value(&mut self, v: &serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::Object(map) => {
+                let name = self.key_for_container();
+                self.containers.push(Container::Map(name));
+                for (k, v) in map {
+                    self.current_key = k.clone();
+                    self.value(v);
+                }
+                self.containers.pop();
+                self.bump_array();
+            }
+            Value::Array(items) => {
+                let name = self.key_for_container();
+                self.containers.push(Container::Array(name, 0));
+                for v in items {
+                    self.value(v);
+                }
+                self.containers.pop();
+                self.bump_array();
+            }
+            Value::Null => self.scalar(String::new()),
+            Value::Bool(b) => self.scalar(b.to_string()),
+            Value::Number(n) => self.scalar(n.to_string()),
+            Value::String(s) => self.scalar(s.clone()),
+        }
+    }
+
+    fn bump_array(&mut self) {
+        if let Some(Container::Array(_, n)) = self.containers.last_mut() {
+            *n += 1;
+        }
+    }
+
+    fn scalar(&mut self, value: String) {
+        let mut path = String::new();
+        for c in &self.containers {
+            match c {
+                Container::Map(name) => {
+                    path.push_str(name);
+                    path.push('.');
+                }
+                Container::Array(name, n) => {
+                    path.push_str(name);
+                    path.push_str(".array_");
+                    path.push_str(&n.to_string());
+                }
+            }
+        }
+        let in_array = matches!(self.containers.last(), Some(Container::Array(..)));
+        if in_array {
+            self.bump_array();
+        } else {
+            path.push_str(&self.current_key);
+        }
+        self.out.push((path.into_bytes(), value.into_bytes()));
+    }
+}
+
+/// The boundary parameter of a multipart Content-Type, unquoted.
+pub fn multipart_boundary(content_type: &[u8]) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(content_type);
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("boundary=")? + "boundary=".len();
+    let raw = text[start..].split(';').next()?.trim();
+    let raw = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
+    (!raw.is_empty()).then(|| raw.as_bytes().to_vec())
+}
+
+pub fn multipart(input: &[u8], boundary: &[u8]) -> Parsed {
+    let mut parsed = Parsed::default();
+    let mut delimiter = b"--".to_vec();
+    delimiter.extend_from_slice(boundary);
+    let mut positions: Vec<usize> = memchr::memmem::find_iter(input, &delimiter).collect();
+    // A delimiter counts only at the start of the body or of a line.
+    positions.retain(|p| *p == 0 || input[p - 1] == b'\n');
+    if positions.is_empty() {
+        parsed.error = Some("multipart: no boundary found".into());
+        return parsed;
+    }
+    let mut closed = false;
+    for (i, &pos) in positions.iter().enumerate() {
+        let after = pos + delimiter.len();
+        if input[after..].starts_with(b"--") {
+            closed = true;
+            break;
+        }
+        let part_start = skip_line_end(input, after);
+        let part_end = positions.get(i + 1).copied().unwrap_or(input.len());
+        let mut part = &input[part_start.min(part_end)..part_end];
+        // The line break before the next delimiter belongs to the delimiter.
+        if let Some(p) = part.strip_suffix(b"\r\n") {
+            part = p;
+        } else if let Some(p) = part.strip_suffix(b"\n") {
+            part = p;
+        }
+        read_part(part, &mut parsed);
+    }
+    if !closed {
+        parsed.error = Some("multipart: final boundary missing".into());
+    }
+    parsed
+}
+
+fn skip_line_end(input: &[u8], mut i: usize) -> usize {
+    while i < input.len() && (input[i] == b' ' || input[i] == b'\t') {
+        i += 1;
+    }
+    if input[i..].starts_with(b"\r\n") {
+        i + 2
+    } else if input[i..].starts_with(b"\n") {
+        i + 1
+    } else {
+        i
+    }
+}
+
+fn read_part(part: &[u8], parsed: &mut Parsed) {
+    let mut lines = Vec::new();
+    let mut i = 0;
+    let body_start = loop {
+        let end = memchr::memchr(b'\n', &part[i..]).map(|p| i + p);
+        let Some(end) = end else {
+            break part.len();
+        };
+        let line = &part[i..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        i = end + 1;
+        if line.is_empty() {
+            break i;
+        }
+        lines.push(line.to_vec());
+    };
+    let content = &part[body_start.min(part.len())..];
+    let mut name = Vec::new();
+    let mut filename = None;
+    for line in &lines {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with(b"content-disposition:") {
+            name = disposition_param(line, "name").unwrap_or_default();
+            filename = disposition_param(line, "filename");
+        }
+    }
+    for line in lines {
+        parsed.part_headers.push((name.clone(), line));
+    }
+    match filename {
+        Some(file) => parsed.files.push((name, file, content.len())),
+        None => parsed.args.push((name, content.to_vec())),
+    }
+}
+
+/// A parameter of a Content-Disposition line (`name="x"` or `name=x`).
+fn disposition_param(line: &[u8], param: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(line);
+    for piece in text.split(';').skip(1) {
+        let Some((k, v)) = piece.split_once('=') else {
+            continue;
+        };
+        if !k.trim().eq_ignore_ascii_case(param) {
+            continue;
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .map(|r| r.strip_suffix('"').unwrap_or(r))
+            .unwrap_or(v);
+        return Some(v.as_bytes().to_vec());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(pairs: &[Pair]) -> Vec<String> {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn urlencoded_decodes_names_and_values() {
+        let pairs = urlencoded(b"a=1+2&b%5B%5D=%3Cx%3E&&flag", b'&');
+        assert_eq!(names(&pairs), vec!["a=1 2", "b[]=<x>", "flag="]);
+    }
+
+    #[test]
+    fn json_names_follow_modsecurity() {
+        let parsed = json(br#"{"a":"x","o":{"b":1},"l":[true,null]}"#);
+        assert_eq!(
+            names(&parsed.args),
+            vec![
+                "json.a=x",
+                "json.o.b=1",
+                "json.l.array_0=true",
+                "json.l.array_1="
+            ]
+        );
+        assert!(json(b"{bad").error.is_some());
+    }
+
+    #[test]
+    fn multipart_fields_files_and_headers() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nvalue\r\n--XX\r\nContent-Disposition: form-data; name=\"up\"; filename=\"a.php\"\r\nContent-Type: text/plain\r\n\r\n<?php\r\n--XX--\r\n";
+        let parsed = multipart(body, b"XX");
+        assert_eq!(names(&parsed.args), vec!["f=value"]);
+        assert_eq!(parsed.files, vec![(b"up".to_vec(), b"a.php".to_vec(), 5)]);
+        assert_eq!(parsed.part_headers.len(), 3);
+        assert!(parsed.error.is_none());
+        assert_eq!(
+            multipart_boundary(b"multipart/form-data; boundary=\"XX\""),
+            Some(b"XX".to_vec())
+        );
+    }
+}

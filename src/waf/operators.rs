@@ -1,0 +1,353 @@
+//! Rule operators (`@rx`, `@pm`, `@detectSQLi`, ...), compiled once at load. Every regex
+//! is built once with PCRE's byte semantics (`.` matches any byte, newline included);
+//! phrase lists become one Aho-Corasick automaton.
+
+use super::injection;
+use super::macros::{Macro, MacroSource};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use ipnet::IpNet;
+use regex::bytes::{Regex, RegexBuilder};
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::path::Path;
+
+#[derive(Debug)]
+pub enum Operator {
+    Rx(Regex),
+    Pm(AhoCorasick),
+    StrEq(Macro),
+    Contains(Macro),
+    ContainsWord(Macro),
+    BeginsWith(Macro),
+    EndsWith(Macro),
+    Within(Macro),
+    Eq(Macro),
+    Ge(Macro),
+    Gt(Macro),
+    Le(Macro),
+    Lt(Macro),
+    IpMatch(Vec<IpNet>),
+    ValidateByteRange(Box<[bool; 256]>),
+    ValidateUrlEncoding,
+    ValidateUtf8Encoding,
+    DetectSqli,
+    DetectXss,
+    UnconditionalMatch,
+    NoMatch,
+}
+
+/// What a match leaves behind for `capture` (TX.0 .. TX.9).
+pub type Captures = Vec<Vec<u8>>;
+
+/// Builds a regex the way ModSecurity's PCRE sees it.
+pub fn build_regex(pattern: &str) -> Result<Regex, String> {
+    let build = |unicode: bool| {
+        RegexBuilder::new(pattern)
+            .unicode(unicode)
+            .dot_matches_new_line(true)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+    };
+    build(false)
+        .or_else(|_| build(true))
+        .map_err(|e| format!("regex does not compile: {e}"))
+}
+
+impl Operator {
+    /// Compiles `@name argument`; `rules_dir` resolves `@pmFromFile`.
+    pub fn compile(name: &str, arg: &str, rules_dir: &Path) -> Result<Operator, String> {
+        let macro_arg = || Macro::parse(arg);
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "rx" => Operator::Rx(build_regex(arg)?),
+            "pm" => Operator::Pm(phrases(
+                arg.split_whitespace().map(str::to_string).collect(),
+            )?),
+            "pmfromfile" | "pmf" => {
+                let mut all = Vec::new();
+                for file in arg.split_whitespace() {
+                    let path = rules_dir.join(file);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("@pmFromFile {}: {e}", path.display()))?;
+                    all.extend(
+                        text.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                            .map(str::to_string),
+                    );
+                }
+                Operator::Pm(phrases(all)?)
+            }
+            "streq" => Operator::StrEq(macro_arg()?),
+            "contains" => Operator::Contains(macro_arg()?),
+            "containsword" => Operator::ContainsWord(macro_arg()?),
+            "beginswith" => Operator::BeginsWith(macro_arg()?),
+            "endswith" => Operator::EndsWith(macro_arg()?),
+            "within" => Operator::Within(macro_arg()?),
+            "eq" => Operator::Eq(macro_arg()?),
+            "ge" => Operator::Ge(macro_arg()?),
+            "gt" => Operator::Gt(macro_arg()?),
+            "le" => Operator::Le(macro_arg()?),
+            "lt" => Operator::Lt(macro_arg()?),
+            "ipmatch" => Operator::IpMatch(
+                arg.split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(parse_net)
+                    .collect::<Result<_, _>>()?,
+            ),
+            "validatebyterange" => Operator::ValidateByteRange(byte_ranges(arg)?),
+            "validateurlencoding" => Operator::ValidateUrlEncoding,
+            "validateutf8encoding" => Operator::ValidateUtf8Encoding,
+            "detectsqli" => Operator::DetectSqli,
+            "detectxss" => Operator::DetectXss,
+            "unconditionalmatch" => Operator::UnconditionalMatch,
+            "nomatch" => Operator::NoMatch,
+            other => return Err(format!("unsupported operator @{other}")),
+        })
+    }
+
+    /// Runs the operator on one (transformed) value. With `capture`, the capture groups
+    /// are returned on a match.
+    pub fn matches(
+        &self,
+        value: &[u8],
+        source: &dyn MacroSource,
+        capture: bool,
+    ) -> Option<Captures> {
+        let yes = |c: Captures| Some(c);
+        match self {
+            Operator::Rx(re) => {
+                if capture {
+                    let caps = re.captures(value)?;
+                    yes((0..caps.len().min(10))
+                        .map(|i| {
+                            caps.get(i)
+                                .map(|m| m.as_bytes().to_vec())
+                                .unwrap_or_default()
+                        })
+                        .collect())
+                } else {
+                    re.is_match(value).then(Vec::new)
+                }
+            }
+            Operator::Pm(ac) => {
+                let m = ac.find(value)?;
+                yes(vec![value[m.start()..m.end()].to_vec()])
+            }
+            Operator::StrEq(m) => (m.expand(source).as_ref() == value).then(Vec::new),
+            Operator::Contains(m) => {
+                let needle = m.expand(source);
+                find(value, &needle).map(|_| vec![needle.to_vec()])
+            }
+            Operator::ContainsWord(m) => {
+                let needle = m.expand(source);
+                contains_word(value, &needle).then(|| vec![needle.to_vec()])
+            }
+            Operator::BeginsWith(m) => {
+                let needle = m.expand(source);
+                value.starts_with(&needle).then(|| vec![needle.to_vec()])
+            }
+            Operator::EndsWith(m) => {
+                let needle = m.expand(source);
+                value.ends_with(&needle).then(|| vec![needle.to_vec()])
+            }
+            Operator::Within(m) => {
+                let haystack = m.expand(source);
+                (value.is_empty() || find(&haystack, value).is_some()).then(|| vec![value.to_vec()])
+            }
+            Operator::Eq(m) => compare(value, m, source, |a, b| a == b),
+            Operator::Ge(m) => compare(value, m, source, |a, b| a >= b),
+            Operator::Gt(m) => compare(value, m, source, |a, b| a > b),
+            Operator::Le(m) => compare(value, m, source, |a, b| a <= b),
+            Operator::Lt(m) => compare(value, m, source, |a, b| a < b),
+            Operator::IpMatch(nets) => {
+                let ip: IpAddr = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+                nets.iter().any(|n| n.contains(&ip)).then(Vec::new)
+            }
+            Operator::ValidateByteRange(allowed) => value
+                .iter()
+                .any(|b| !allowed[usize::from(*b)])
+                .then(Vec::new),
+            Operator::ValidateUrlEncoding => (!valid_url_encoding(value)).then(Vec::new),
+            Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err().then(Vec::new),
+            Operator::DetectSqli => {
+                injection::sqli_fingerprint(value).map(|fp| vec![fp.into_bytes()])
+            }
+            Operator::DetectXss => injection::is_xss(value).then(Vec::new),
+            Operator::UnconditionalMatch => Some(Vec::new()),
+            Operator::NoMatch => None,
+        }
+    }
+}
+
+fn phrases(list: Vec<String>) -> Result<AhoCorasick, String> {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(list)
+        .map_err(|e| format!("phrase list: {e}"))
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("@ipMatch: {s:?} is not an address or network"))
+}
+
+fn byte_ranges(arg: &str) -> Result<Box<[bool; 256]>, String> {
+    let mut allowed = Box::new([false; 256]);
+    for part in arg.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let lo: u8 = lo
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad byte range {part}"))?;
+        let hi: u8 = hi
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad byte range {part}"))?;
+        for b in lo..=hi {
+            allowed[usize::from(b)] = true;
+        }
+    }
+    Ok(allowed)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    memchr::memmem::find(haystack, needle)
+}
+
+fn contains_word(value: &[u8], word: &[u8]) -> bool {
+    if word.is_empty() {
+        return true;
+    }
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    memchr::memmem::find_iter(value, word).any(|start| {
+        let end = start + word.len();
+        (start == 0 || !is_word(value[start - 1])) && (end == value.len() || !is_word(value[end]))
+    })
+}
+
+/// C's `atoi`: leading spaces, a sign, digits; anything else ends it (0 if none).
+pub fn atoi(value: &[u8]) -> i64 {
+    let mut i = 0;
+    while i < value.len() && super::transforms::is_space(value[i]) {
+        i += 1;
+    }
+    let mut negative = false;
+    if i < value.len() && (value[i] == b'-' || value[i] == b'+') {
+        negative = value[i] == b'-';
+        i += 1;
+    }
+    let mut n: i64 = 0;
+    while i < value.len() && value[i].is_ascii_digit() {
+        n = n
+            .saturating_mul(10)
+            .saturating_add(i64::from(value[i] - b'0'));
+        i += 1;
+    }
+    if negative {
+        -n
+    } else {
+        n
+    }
+}
+
+fn compare(
+    value: &[u8],
+    arg: &Macro,
+    source: &dyn MacroSource,
+    op: fn(i64, i64) -> bool,
+) -> Option<Captures> {
+    let target: Cow<[u8]> = arg.expand(source);
+    op(atoi(value), atoi(&target)).then(Vec::new)
+}
+
+fn valid_url_encoding(value: &[u8]) -> bool {
+    let mut i = 0;
+    while i < value.len() {
+        if value[i] == b'%' {
+            if i + 2 >= value.len() {
+                return false;
+            }
+            if !(value[i + 1].is_ascii_hexdigit() && value[i + 2].is_ascii_hexdigit()) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::waf::targets::Collection;
+
+    struct NoVars;
+    impl MacroSource for NoVars {
+        fn lookup(&self, _: Collection, _: Option<&str>) -> Option<Cow<'_, [u8]>> {
+            None
+        }
+        fn rule_field(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn op(name: &str, arg: &str) -> Operator {
+        Operator::compile(name, arg, Path::new(".")).expect("compiles")
+    }
+
+    #[test]
+    fn regex_has_pcre_byte_semantics_and_captures() {
+        let rx = op("rx", "a.c(\\d+)");
+        assert_eq!(
+            rx.matches(b"xa\nc42", &NoVars, true),
+            Some(vec![b"a\nc42".to_vec(), b"42".to_vec()])
+        );
+        assert!(op("rx", "^\\xff$")
+            .matches(&[0xff], &NoVars, false)
+            .is_some());
+    }
+
+    #[test]
+    fn phrases_numbers_and_ranges() {
+        assert!(op("pm", "union select")
+            .matches(b"1 UNION all", &NoVars, false)
+            .is_some());
+        assert!(op("lt", "5").matches(b"4", &NoVars, false).is_some());
+        assert!(op("eq", "0").matches(b"abc", &NoVars, false).is_some());
+        assert!(op("within", "GET POST")
+            .matches(b"POST", &NoVars, false)
+            .is_some());
+        assert!(op("validateByteRange", "32-126")
+            .matches(b"ok", &NoVars, false)
+            .is_none());
+        assert!(op("validateByteRange", "32-126")
+            .matches(b"\x01", &NoVars, false)
+            .is_some());
+        assert!(op("validateUrlEncoding", "")
+            .matches(b"%zz", &NoVars, false)
+            .is_some());
+        assert!(op("validateUrlEncoding", "")
+            .matches(b"%41%4", &NoVars, false)
+            .is_some());
+        assert!(op("validateUrlEncoding", "")
+            .matches(b"%41", &NoVars, false)
+            .is_none());
+        assert!(op("ipMatch", "127.0.0.1,::1,10.0.0.0/8")
+            .matches(b"10.1.2.3", &NoVars, false)
+            .is_some());
+        assert!(op("containsWord", "select")
+            .matches(b"a select b", &NoVars, false)
+            .is_some());
+        assert!(op("containsWord", "select")
+            .matches(b"selected", &NoVars, false)
+            .is_none());
+    }
+}

@@ -1,0 +1,533 @@
+//! Compiling SecLang directives into a [`RuleSet`]: rules with their chains, markers,
+//! per-phase default actions, removals and target updates, and a [`LoadReport`] naming
+//! every rule or directive the engine could not take as written (it is reported, never
+//! skipped silently).
+
+use super::actions::{parse_id_ranges, Actions, Ctl, Disruptive, EngineMode, SetVar};
+use super::macros::Macro;
+use super::operators::Operator;
+use super::seclang::Directive;
+use super::targets::{parse_targets, Target};
+use super::transforms::Transform;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One link of a rule: what to read, how to transform it, what to look for, and the
+/// per-match actions.
+#[derive(Debug)]
+pub struct Link {
+    pub targets: Vec<Target>,
+    /// None for `SecAction` (matches once, unconditionally).
+    pub operator: Option<Operator>,
+    pub negated: bool,
+    pub transforms: Vec<Transform>,
+    /// Index of `transforms` in [`RuleSet::chains`]: equal lists share cached results.
+    pub transform_chain: u32,
+    pub multi_match: bool,
+    pub capture: bool,
+    pub setvars: Vec<SetVar>,
+    pub ctls: Vec<Ctl>,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub id: u32,
+    pub phase: u8,
+    pub links: Vec<Link>,
+    pub disruptive: Disruptive,
+    pub status: Option<u16>,
+    pub msg: Option<Macro>,
+    pub logdata: Option<Macro>,
+    pub tags: Vec<String>,
+    pub severity: Option<u8>,
+    pub log: bool,
+    pub skip_after: Option<Arc<str>>,
+    pub skip: u32,
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+impl Rule {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Rule(usize),
+    Marker(Arc<str>),
+}
+
+/// What `SecDefaultAction` set for a phase.
+#[derive(Debug, Clone)]
+pub struct DefaultAction {
+    pub disruptive: Disruptive,
+    pub status: Option<u16>,
+    pub transforms: Vec<Transform>,
+    pub log: bool,
+}
+
+impl Default for DefaultAction {
+    fn default() -> Self {
+        DefaultAction {
+            disruptive: Disruptive::Pass,
+            status: None,
+            transforms: Vec::new(),
+            log: true,
+        }
+    }
+}
+
+/// A problem found at load: where, which rule, what.
+#[derive(Debug, Clone)]
+pub struct LoadProblem {
+    pub location: String,
+    pub rule_id: Option<u32>,
+    pub message: String,
+    /// True when the rule was dropped; false when it loaded with something ignored.
+    pub dropped: bool,
+}
+
+impl std::fmt::Display for LoadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rule_id {
+            Some(id) => write!(f, "{}: rule {id}: {}", self.location, self.message)?,
+            None => write!(f, "{}: {}", self.location, self.message)?,
+        }
+        if self.dropped {
+            write!(f, " (rule not loaded)")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    pub problems: Vec<LoadProblem>,
+}
+
+/// Engine settings from the `Sec*` engine directives.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub mode: EngineMode,
+    pub request_body_access: bool,
+    pub request_body_limit: usize,
+    pub response_body_access: bool,
+    pub argument_separator: u8,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            mode: EngineMode::On,
+            request_body_access: true,
+            request_body_limit: 13_107_200,
+            response_body_access: false,
+            argument_separator: b'&',
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Steps per phase (index 1..=5): rules of that phase and every marker, in file order.
+    pub phases: [Vec<Step>; 6],
+    pub defaults: [DefaultAction; 6],
+    pub chains: Vec<Vec<Transform>>,
+    pub settings: EngineSettings,
+    pub report: LoadReport,
+}
+
+impl RuleSet {
+    pub fn rule_by_id(&self, id: u32) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+/// Builds a rule set from directives (already read, `Include`s followed).
+pub fn compile(directives: &[Directive]) -> RuleSet {
+    let mut b = Builder::default();
+    for d in directives {
+        b.directive(d);
+    }
+    b.finish()
+}
+
+#[derive(Default)]
+struct Builder {
+    rules: Vec<Rule>,
+    order: Vec<Step>,
+    defaults: [DefaultAction; 6],
+    chains: HashMap<Vec<Transform>, u32>,
+    chain_list: Vec<Vec<Transform>>,
+    settings: EngineSettings,
+    report: LoadReport,
+    /// A rule whose last link said `chain`, waiting for its next link.
+    open: Option<Rule>,
+    /// The chain being skipped because an earlier link failed to compile.
+    skipping_chain: bool,
+    removed: Vec<(u32, u32)>,
+    removed_tags: Vec<String>,
+}
+
+impl Builder {
+    fn problem(&mut self, d: &Directive, rule_id: Option<u32>, message: String, dropped: bool) {
+        self.report.problems.push(LoadProblem {
+            location: d.location(),
+            rule_id,
+            message,
+            dropped,
+        });
+    }
+
+    fn chain_id(&mut self, transforms: &[Transform]) -> u32 {
+        if let Some(id) = self.chains.get(transforms) {
+            return *id;
+        }
+        let id = self.chain_list.len() as u32;
+        self.chain_list.push(transforms.to_vec());
+        self.chains.insert(transforms.to_vec(), id);
+        id
+    }
+
+    fn directive(&mut self, d: &Directive) {
+        let name = d.name.to_ascii_lowercase();
+        let is_rule = name == "secrule" || name == "secaction";
+        if !is_rule && (self.open.is_some() || self.skipping_chain) {
+            if let Some(open) = self.open.take() {
+                self.problem(
+                    d,
+                    Some(open.id),
+                    "chain ends without its next rule".into(),
+                    true,
+                );
+            }
+            self.skipping_chain = false;
+        }
+        let result = match name.as_str() {
+            "secrule" | "secaction" => {
+                self.rule(d, name == "secaction");
+                Ok(())
+            }
+            "secmarker" => match d.args.first() {
+                Some(m) => {
+                    self.order.push(Step::Marker(Arc::from(m.as_str())));
+                    Ok(())
+                }
+                None => Err("SecMarker needs a name".to_string()),
+            },
+            "secdefaultaction" => self.default_action(d),
+            "secruleremovebyid" => d
+                .args
+                .iter()
+                .map(|a| parse_id_ranges(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| self.removed.extend(v.into_iter().flatten())),
+            "secruleremovebytag" => {
+                self.removed_tags.extend(d.args.iter().cloned());
+                Ok(())
+            }
+            "secruleupdatetargetbyid" => self.update_targets(d),
+            "secruleengine" => d
+                .args
+                .first()
+                .ok_or_else(|| "SecRuleEngine needs On, Off or DetectionOnly".to_string())
+                .and_then(|m| EngineMode::parse(m))
+                .map(|m| self.settings.mode = m),
+            "secrequestbodyaccess" => {
+                self.settings.request_body_access = on(d);
+                Ok(())
+            }
+            "secresponsebodyaccess" => {
+                self.settings.response_body_access = on(d);
+                Ok(())
+            }
+            "secrequestbodylimit" => d
+                .args
+                .first()
+                .and_then(|a| a.parse().ok())
+                .map(|n| self.settings.request_body_limit = n)
+                .ok_or_else(|| "SecRequestBodyLimit needs a byte count".to_string()),
+            "secargumentseparator" => d
+                .args
+                .first()
+                .and_then(|a| a.bytes().next())
+                .map(|b| self.settings.argument_separator = b)
+                .ok_or_else(|| "SecArgumentSeparator needs a character".to_string()),
+            // Settings for logging, storage and limits this engine handles in its own
+            // configuration (the proxy's YAML): accepted, and without effect here.
+            "seccomponentsignature"
+            | "secrequestbodynofileslimit"
+            | "secrequestbodylimitaction"
+            | "secrequestbodyinmemorylimit"
+            | "secresponsebodymimetype"
+            | "secresponsebodylimit"
+            | "secresponsebodylimitaction"
+            | "secpcrematchlimit"
+            | "secpcrematchlimitrecursion"
+            | "secauditengine"
+            | "secauditlog"
+            | "secauditlogparts"
+            | "secauditlogtype"
+            | "secauditlogrelevantstatus"
+            | "secauditlogstoragedir"
+            | "secauditlogformat"
+            | "secdebuglog"
+            | "secdebugloglevel"
+            | "sectmpdir"
+            | "secdatadir"
+            | "secuploaddir"
+            | "secuploadkeepfiles"
+            | "secuploadfilemode"
+            | "seccookieformat"
+            | "secunicodemapfile"
+            | "secstatusengine"
+            | "seccollectiontimeout"
+            | "secserversignature"
+            | "secwebappid"
+            | "secargumentslimit"
+            | "sechttpblkey"
+            | "secruleperftime"
+            | "secxmlexternalentity" => Ok(()),
+            _ => Err(format!("unsupported directive {}", d.name)),
+        };
+        if let Err(message) = result {
+            self.problem(d, None, message, false);
+        }
+    }
+
+    fn default_action(&mut self, d: &Directive) -> Result<(), String> {
+        let text = d.args.first().ok_or("SecDefaultAction needs actions")?;
+        let a = Actions::parse(text)?;
+        let phase = a.phase.ok_or("SecDefaultAction needs a phase")?;
+        self.defaults[usize::from(phase)] = DefaultAction {
+            disruptive: a.disruptive.unwrap_or(Disruptive::Pass),
+            status: a.status,
+            transforms: a.transforms,
+            log: a.log.unwrap_or(true),
+        };
+        Ok(())
+    }
+
+    fn update_targets(&mut self, d: &Directive) -> Result<(), String> {
+        let [ids, targets, ..] = d.args.as_slice() else {
+            return Err("SecRuleUpdateTargetById needs an id and targets".into());
+        };
+        if d.args.len() > 2 {
+            return Err("SecRuleUpdateTargetById with a replaced target is not supported".into());
+        }
+        let ranges = parse_id_ranges(ids)?;
+        let targets = parse_targets(targets)?;
+        let mut found = false;
+        for rule in &mut self.rules {
+            if ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&rule.id)) {
+                if let Some(head) = rule.links.first_mut() {
+                    head.targets.extend(targets.iter().cloned());
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return Err(format!(
+                "SecRuleUpdateTargetById {ids}: no such rule loaded before"
+            ));
+        }
+        Ok(())
+    }
+
+    fn rule(&mut self, d: &Directive, is_action: bool) {
+        let continuing = self.open.is_some() || self.skipping_chain;
+        let (targets, operator, actions_text) = if is_action {
+            (None, None, d.args.first().map(String::as_str).unwrap_or(""))
+        } else {
+            match d.args.as_slice() {
+                [t, o] => (Some(t.as_str()), Some(o.as_str()), ""),
+                [t, o, a] => (Some(t.as_str()), Some(o.as_str()), a.as_str()),
+                _ => {
+                    self.problem(
+                        d,
+                        None,
+                        "SecRule needs targets, an operator and actions".into(),
+                        true,
+                    );
+                    self.skipping_chain = continuing;
+                    self.open = None;
+                    return;
+                }
+            }
+        };
+        let actions = match Actions::parse(actions_text) {
+            Ok(a) => a,
+            Err(e) => {
+                let id = self.open.as_ref().map(|r| r.id);
+                self.problem(d, id, e, true);
+                self.open = None;
+                self.skipping_chain = true;
+                return;
+            }
+        };
+        let rule_id = if continuing {
+            self.open.as_ref().map(|r| r.id)
+        } else {
+            actions.id
+        };
+        if self.skipping_chain && self.open.is_none() {
+            // The rest of a chain whose start failed: drop it with its start.
+            self.skipping_chain = actions.chain;
+            return;
+        }
+        for u in &actions.unsupported {
+            self.problem(d, rule_id, u.clone(), false);
+        }
+        let link = match self.link(d, targets, operator, &actions, continuing) {
+            Ok(link) => link,
+            Err(e) => {
+                self.problem(d, rule_id, e, true);
+                self.open = None;
+                self.skipping_chain = actions.chain;
+                return;
+            }
+        };
+        let rule = match self.open.take() {
+            Some(mut open) => {
+                open.links.push(link);
+                open
+            }
+            None => {
+                let Some(id) = actions.id else {
+                    self.problem(d, None, "rule without an id".into(), true);
+                    self.skipping_chain = actions.chain;
+                    return;
+                };
+                let phase = actions.phase.unwrap_or(2);
+                let default = &self.defaults[usize::from(phase)];
+                Rule {
+                    id,
+                    phase,
+                    links: vec![link],
+                    disruptive: actions.disruptive.unwrap_or(default.disruptive),
+                    status: actions.status.or(default.status),
+                    msg: actions.msg.clone(),
+                    logdata: actions.logdata.clone(),
+                    tags: actions.tags.clone(),
+                    severity: actions.severity,
+                    log: actions.log.unwrap_or(default.log),
+                    skip_after: actions.skip_after.as_deref().map(Arc::from),
+                    skip: actions.skip,
+                    file: Arc::from(d.file.display().to_string().as_str()),
+                    line: d.line,
+                }
+            }
+        };
+        if actions.chain {
+            self.open = Some(rule);
+            return;
+        }
+        let index = self.rules.len();
+        self.order.push(Step::Rule(index));
+        self.rules.push(rule);
+    }
+
+    fn link(
+        &mut self,
+        d: &Directive,
+        targets: Option<&str>,
+        operator: Option<&str>,
+        actions: &Actions,
+        continuing: bool,
+    ) -> Result<Link, String> {
+        let targets = match targets {
+            Some(t) => parse_targets(t)?,
+            None => Vec::new(),
+        };
+        let (operator, negated) = match operator {
+            Some(text) => {
+                let (negated, text) = match text.strip_prefix('!') {
+                    Some(rest) => (true, rest),
+                    None => (false, text),
+                };
+                let (name, arg) = match text.strip_prefix('@') {
+                    Some(rest) => match rest.split_once(|c: char| c.is_whitespace()) {
+                        Some((n, a)) => (n, a.trim_start()),
+                        None => (rest, ""),
+                    },
+                    None => ("rx", text),
+                };
+                let dir = d.file.parent().unwrap_or(Path::new("."));
+                (Some(Operator::compile(name, arg, dir)?), negated)
+            }
+            None => (None, false),
+        };
+        let phase = if continuing {
+            self.open.as_ref().map(|r| r.phase).unwrap_or(2)
+        } else {
+            actions.phase.unwrap_or(2)
+        };
+        let mut transforms = if actions.transforms_reset {
+            Vec::new()
+        } else {
+            self.defaults[usize::from(phase)].transforms.clone()
+        };
+        transforms.extend(actions.transforms.iter().copied());
+        let transform_chain = self.chain_id(&transforms);
+        Ok(Link {
+            targets,
+            operator,
+            negated,
+            transforms,
+            transform_chain,
+            multi_match: actions.multi_match,
+            capture: actions.capture,
+            setvars: actions.setvars.clone(),
+            ctls: actions.ctls.clone(),
+        })
+    }
+
+    fn finish(mut self) -> RuleSet {
+        if let Some(open) = self.open.take() {
+            self.report.problems.push(LoadProblem {
+                location: format!("{}:{}", open.file, open.line),
+                rule_id: Some(open.id),
+                message: "chain ends without its next rule".into(),
+                dropped: true,
+            });
+        }
+        let removed = |rule: &Rule| {
+            self.removed
+                .iter()
+                .any(|(lo, hi)| (*lo..=*hi).contains(&rule.id))
+                || self.removed_tags.iter().any(|t| rule.has_tag(t))
+        };
+        let mut phases: [Vec<Step>; 6] = Default::default();
+        for step in &self.order {
+            match step {
+                Step::Marker(_) => {
+                    for phase in phases.iter_mut().skip(1) {
+                        phase.push(step.clone());
+                    }
+                }
+                Step::Rule(index) => {
+                    let rule = &self.rules[*index];
+                    if !removed(rule) {
+                        phases[usize::from(rule.phase)].push(step.clone());
+                    }
+                }
+            }
+        }
+        RuleSet {
+            rules: self.rules,
+            phases,
+            defaults: self.defaults,
+            chains: self.chain_list,
+            settings: self.settings,
+            report: self.report,
+        }
+    }
+}
+
+fn on(d: &Directive) -> bool {
+    d.args.first().is_some_and(|a| a.eq_ignore_ascii_case("on"))
+}

@@ -1,0 +1,481 @@
+//! What one request looks like to the rules: every collection (ARGS, REQUEST_HEADERS,
+//! cookies, files, the request line's parts, TX, MATCHED_VARS...) built once from the
+//! request, with each value stored once in an arena so that transformed values can be
+//! cached by (value, transformation chain).
+
+use super::body::{self, Pair};
+use super::macros::MacroSource;
+use super::ruleset::Rule;
+use super::targets::{Collection, Selector, Target};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// The request head as the proxy received it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request target exactly as sent (path and query, or an absolute URI).
+    pub uri: Vec<u8>,
+    pub protocol: String,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub remote_addr: String,
+    pub remote_port: u16,
+    pub server_port: u16,
+    pub unique_id: String,
+}
+
+/// A keyed member of a collection: arena ids of its key and value.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub key: u32,
+    pub value: u32,
+}
+
+/// The request's collections. Values live in `arena`; collections hold ids.
+#[derive(Debug, Default)]
+pub struct Data {
+    arena: Vec<Vec<u8>>,
+    pub args_get: Vec<Entry>,
+    pub args_post: Vec<Entry>,
+    pub headers: Vec<Entry>,
+    pub cookies: Vec<Entry>,
+    /// Field name -> file name.
+    pub files: Vec<Entry>,
+    /// Field name -> size.
+    pub files_sizes: Vec<Entry>,
+    pub part_headers: Vec<Entry>,
+    scalars: Vec<(Collection, u32)>,
+    pub files_combined_size: usize,
+}
+
+impl Data {
+    fn add(&mut self, value: Vec<u8>) -> u32 {
+        self.arena.push(value);
+        (self.arena.len() - 1) as u32
+    }
+
+    pub fn get(&self, id: u32) -> &[u8] {
+        self.arena
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(b"")
+    }
+
+    fn entry(&mut self, key: Vec<u8>, value: Vec<u8>) -> Entry {
+        Entry {
+            key: self.add(key),
+            value: self.add(value),
+        }
+    }
+
+    fn set_scalar(&mut self, collection: Collection, value: Vec<u8>) {
+        let id = self.add(value);
+        match self.scalars.iter_mut().find(|(c, _)| *c == collection) {
+            Some(slot) => slot.1 = id,
+            None => self.scalars.push((collection, id)),
+        }
+    }
+
+    pub fn scalar(&self, collection: Collection) -> Option<u32> {
+        self.scalars
+            .iter()
+            .find(|(c, _)| *c == collection)
+            .map(|(_, id)| *id)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|e| self.get(e.key).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|e| self.get(e.value))
+    }
+
+    /// Builds the request-line, header, cookie and query collections.
+    pub fn from_head(head: RequestHead, separator: u8) -> Data {
+        let mut d = Data::default();
+        let uri = head.uri;
+        let line = [
+            head.method.as_bytes(),
+            b" ",
+            uri.as_slice(),
+            b" ",
+            head.protocol.as_bytes(),
+        ]
+        .concat();
+        d.set_scalar(Collection::RequestLine, line);
+        d.set_scalar(Collection::RequestMethod, head.method.into_bytes());
+        d.set_scalar(Collection::RequestProtocol, head.protocol.into_bytes());
+        d.set_scalar(Collection::RequestUriRaw, uri.clone());
+        // An absolute URI ("http://host/path") is reduced to its path for the rest.
+        let relative = strip_scheme_and_host(&uri);
+        d.set_scalar(Collection::RequestUri, relative.to_vec());
+        let (path, query) = match relative.iter().position(|b| *b == b'?') {
+            Some(i) => (&relative[..i], Some(&relative[i + 1..])),
+            None => (relative, None),
+        };
+        let path = percent_decode(path);
+        let basename = path
+            .iter()
+            .rposition(|b| *b == b'/' || *b == b'\\')
+            .map(|i| path[i + 1..].to_vec())
+            .unwrap_or_else(|| path.clone());
+        d.set_scalar(Collection::RequestFilename, path);
+        d.set_scalar(Collection::RequestBasename, basename);
+        d.set_scalar(Collection::QueryString, query.unwrap_or(b"").to_vec());
+        for (k, v) in body::urlencoded(query.unwrap_or(b""), separator) {
+            let e = d.entry(k, v);
+            d.args_get.push(e);
+        }
+        let mut cookies: Vec<Pair> = Vec::new();
+        for (name, value) in head.headers {
+            if name.eq_ignore_ascii_case(b"cookie") {
+                cookies.extend(parse_cookies(&value));
+            }
+            let e = d.entry(name, value);
+            d.headers.push(e);
+        }
+        for (k, v) in cookies {
+            let e = d.entry(k, v);
+            d.cookies.push(e);
+        }
+        d.set_scalar(Collection::RemoteAddr, head.remote_addr.into_bytes());
+        d.set_scalar(
+            Collection::RemotePort,
+            head.remote_port.to_string().into_bytes(),
+        );
+        d.set_scalar(
+            Collection::ServerPort,
+            head.server_port.to_string().into_bytes(),
+        );
+        d.set_scalar(Collection::UniqueId, head.unique_id.into_bytes());
+        d.set_scalar(Collection::RequestBody, Vec::new());
+        d.set_scalar(Collection::RequestBodyLength, b"0".to_vec());
+        d.set_scalar(Collection::ReqbodyError, b"0".to_vec());
+        d
+    }
+
+    /// Runs the body processor and fills ARGS_POST, FILES, REQUEST_BODY and friends.
+    pub fn add_body(&mut self, body: &[u8], processor: Option<&str>, separator: u8) {
+        self.set_scalar(Collection::RequestBody, body.to_vec());
+        self.set_scalar(
+            Collection::RequestBodyLength,
+            body.len().to_string().into_bytes(),
+        );
+        let parsed = match processor {
+            Some("URLENCODED") => body::Parsed {
+                args: body::urlencoded(body, separator),
+                ..Default::default()
+            },
+            Some("JSON") => body::json(body),
+            Some("MULTIPART") => {
+                let boundary = self
+                    .header("content-type")
+                    .and_then(body::multipart_boundary);
+                match boundary {
+                    Some(b) => body::multipart(body, &b),
+                    None => body::Parsed {
+                        error: Some("multipart: no boundary in Content-Type".into()),
+                        ..Default::default()
+                    },
+                }
+            }
+            _ => body::Parsed::default(),
+        };
+        for (k, v) in parsed.args {
+            let e = self.entry(k, v);
+            self.args_post.push(e);
+        }
+        for (name, file, size) in parsed.files {
+            let e = self.entry(name.clone(), file);
+            self.files.push(e);
+            let e = self.entry(name, size.to_string().into_bytes());
+            self.files_sizes.push(e);
+            self.files_combined_size += size;
+        }
+        for (k, v) in parsed.part_headers {
+            let e = self.entry(k, v);
+            self.part_headers.push(e);
+        }
+        if let Some(msg) = parsed.error {
+            self.set_scalar(Collection::ReqbodyError, b"1".to_vec());
+            self.set_scalar(Collection::ReqbodyErrorMsg, msg.into_bytes());
+        }
+    }
+}
+
+fn strip_scheme_and_host(uri: &[u8]) -> &[u8] {
+    let lower_starts = |p: &[u8]| uri.len() >= p.len() && uri[..p.len()].eq_ignore_ascii_case(p);
+    let rest = if lower_starts(b"http://") {
+        &uri[7..]
+    } else if lower_starts(b"https://") {
+        &uri[8..]
+    } else {
+        return uri;
+    };
+    match rest.iter().position(|b| *b == b'/') {
+        Some(i) => &rest[i..],
+        None => b"/",
+    }
+}
+
+/// `%XX` decoding only (`+` stays), as ModSecurity decodes the path.
+fn percent_decode(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%' && i + 2 < path.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(path[i + 1]), hex(path[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(path[i]);
+        i += 1;
+    }
+    out
+}
+
+/// `a=1; b=2`: cookies as ModSecurity v3 splits them (values not decoded).
+fn parse_cookies(header: &[u8]) -> Vec<Pair> {
+    header
+        .split(|b| *b == b';')
+        .map(|c| {
+            let start = c.iter().position(|b| *b != b' ').unwrap_or(c.len());
+            &c[start..]
+        })
+        .filter(|c| !c.is_empty())
+        .map(|c| match c.iter().position(|b| *b == b'=') {
+            Some(i) => (c[..i].to_vec(), c[i + 1..].to_vec()),
+            None => (c.to_vec(), Vec::new()),
+        })
+        .collect()
+}
+
+/// Per-transaction variables the rules write.
+#[derive(Debug, Default)]
+pub struct Vars {
+    pub tx: BTreeMap<String, Vec<u8>>,
+    pub matched_var: Option<(String, Vec<u8>)>,
+    pub matched_vars: Vec<(String, Vec<u8>)>,
+    pub body_processor: Option<String>,
+}
+
+/// One value a target yields: its collection, key and value, and the arena id when the
+/// value is immutable request data (so its transformations can be cached).
+#[derive(Debug)]
+pub struct Item<'a> {
+    pub collection: Collection,
+    pub key: Cow<'a, [u8]>,
+    pub value: Cow<'a, [u8]>,
+    pub cache_id: Option<u32>,
+}
+
+impl Item<'_> {
+    /// `ARGS:q`, `REQUEST_FILENAME`: the name logs and MATCHED_VAR_NAME use.
+    pub fn display_name(&self) -> String {
+        let name = self.collection.name();
+        if self.key.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}:{}", String::from_utf8_lossy(&self.key))
+        }
+    }
+}
+
+/// A read-only view of the transaction for collecting targets and expanding macros.
+pub struct View<'a> {
+    pub data: &'a Data,
+    pub vars: &'a Vars,
+    pub rule: Option<&'a Rule>,
+}
+
+impl<'a> View<'a> {
+    /// The values `target` selects, minus `exclusions` of the same collection.
+    pub fn collect(&self, target: &Target, exclusions: &[&Target], out: &mut Vec<Item<'a>>) {
+        use Collection::*;
+        let c = target.collection;
+        let d = self.data;
+        let excluded = |key: &[u8]| {
+            exclusions
+                .iter()
+                .any(|x| x.collection == c && x.selector.accepts(key))
+        };
+        let keyed = |entries: &'a [Entry], names: bool, out: &mut Vec<Item<'a>>| {
+            for e in entries {
+                let key = d.get(e.key);
+                if !target.selector.accepts(key) || excluded(key) {
+                    continue;
+                }
+                let id = if names { e.key } else { e.value };
+                out.push(Item {
+                    collection: c,
+                    key: Cow::Borrowed(key),
+                    value: Cow::Borrowed(d.get(id)),
+                    cache_id: Some(id),
+                });
+            }
+        };
+        match c {
+            Args => {
+                keyed(&d.args_get, false, out);
+                keyed(&d.args_post, false, out);
+            }
+            ArgsNames => {
+                keyed(&d.args_get, true, out);
+                keyed(&d.args_post, true, out);
+            }
+            ArgsGet => keyed(&d.args_get, false, out),
+            ArgsGetNames => keyed(&d.args_get, true, out),
+            ArgsPost => keyed(&d.args_post, false, out),
+            ArgsPostNames => keyed(&d.args_post, true, out),
+            RequestHeaders => keyed(&d.headers, false, out),
+            RequestHeadersNames => keyed(&d.headers, true, out),
+            RequestCookies => keyed(&d.cookies, false, out),
+            RequestCookiesNames => keyed(&d.cookies, true, out),
+            Files => keyed(&d.files, false, out),
+            FilesNames => keyed(&d.files, true, out),
+            FilesSizes => keyed(&d.files_sizes, false, out),
+            MultipartPartHeaders => keyed(&d.part_headers, false, out),
+            Tx => {
+                for (k, v) in &self.vars.tx {
+                    if target.selector.accepts(k.as_bytes()) && !excluded(k.as_bytes()) {
+                        out.push(Item {
+                            collection: c,
+                            key: Cow::Borrowed(k.as_bytes()),
+                            value: Cow::Borrowed(v),
+                            cache_id: None,
+                        });
+                    }
+                }
+            }
+            MatchedVars | MatchedVarsNames => {
+                for (name, value) in &self.vars.matched_vars {
+                    if !target.selector.accepts(name.as_bytes()) || excluded(name.as_bytes()) {
+                        continue;
+                    }
+                    let v: &[u8] = if c == MatchedVars {
+                        value
+                    } else {
+                        name.as_bytes()
+                    };
+                    out.push(Item {
+                        collection: c,
+                        key: Cow::Borrowed(name.as_bytes()),
+                        value: Cow::Borrowed(v),
+                        cache_id: None,
+                    });
+                }
+            }
+            MatchedVar | MatchedVarName => {
+                if let Some((name, value)) = &self.vars.matched_var {
+                    let v: &[u8] = if c == MatchedVar {
+                        value
+                    } else {
+                        name.as_bytes()
+                    };
+                    out.push(scalar(c, Cow::Borrowed(v), None));
+                }
+            }
+            ReqbodyProcessor => {
+                if let Some(p) = &self.vars.body_processor {
+                    out.push(scalar(c, Cow::Borrowed(p.as_bytes()), None));
+                }
+            }
+            ArgsCombinedSize => {
+                let size: usize = d
+                    .args_get
+                    .iter()
+                    .chain(&d.args_post)
+                    .map(|e| d.get(e.key).len() + d.get(e.value).len())
+                    .sum();
+                out.push(scalar(c, Cow::Owned(size.to_string().into_bytes()), None));
+            }
+            FilesCombinedSize => out.push(scalar(
+                c,
+                Cow::Owned(d.files_combined_size.to_string().into_bytes()),
+                None,
+            )),
+            MultipartStrictError | MultipartUnmatchedBoundary => {
+                out.push(scalar(c, Cow::Borrowed(b"0"), None))
+            }
+            _ => {
+                if let Some(id) = d.scalar(c) {
+                    if !excluded(b"") {
+                        out.push(scalar(c, Cow::Borrowed(d.get(id)), Some(id)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn scalar(c: Collection, value: Cow<'_, [u8]>, cache_id: Option<u32>) -> Item<'_> {
+    Item {
+        collection: c,
+        key: Cow::Borrowed(b""),
+        value,
+        cache_id,
+    }
+}
+
+impl MacroSource for View<'_> {
+    fn lookup(&self, collection: Collection, key: Option<&str>) -> Option<Cow<'_, [u8]>> {
+        if collection == Collection::Tx {
+            return key
+                .and_then(|k| self.vars.tx.get(k))
+                .map(|v| Cow::Borrowed(v.as_slice()));
+        }
+        let target = Target {
+            collection,
+            selector: key
+                .map(|k| Selector::Key(k.to_ascii_lowercase()))
+                .unwrap_or(Selector::All),
+            count: false,
+            exclude: false,
+        };
+        let mut items = Vec::new();
+        self.collect(&target, &[], &mut items);
+        items
+            .into_iter()
+            .next()
+            .map(|i| Cow::Owned(i.value.into_owned()))
+    }
+
+    fn rule_field(&self, field: &str) -> Option<String> {
+        let rule = self.rule?;
+        match field {
+            "id" => Some(rule.id.to_string()),
+            "msg" => rule.msg.as_ref().map(|m| m.raw().to_string()),
+            "severity" => rule.severity.map(|s| s.to_string()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_request_collections() {
+        let head = RequestHead {
+            method: "GET".into(),
+            uri: b"http://example.com/a%20b/c.php?x=1+2&y=%3C".to_vec(),
+            protocol: "HTTP/1.1".into(),
+            headers: vec![(b"Cookie".to_vec(), b"s=abc; t=1".to_vec())],
+            ..Default::default()
+        };
+        let d = Data::from_head(head, b'&');
+        let s = |c| d.get(d.scalar(c).expect("set")).to_vec();
+        assert_eq!(s(Collection::RequestFilename), b"/a b/c.php");
+        assert_eq!(s(Collection::RequestBasename), b"c.php");
+        assert_eq!(s(Collection::QueryString), b"x=1+2&y=%3C");
+        assert_eq!(s(Collection::RequestUri), b"/a%20b/c.php?x=1+2&y=%3C");
+        assert_eq!(d.get(d.args_get[0].value), b"1 2");
+        assert_eq!(d.get(d.args_get[1].value), b"<");
+        assert_eq!(d.cookies.len(), 2);
+        assert_eq!(d.get(d.cookies[1].key), b"t");
+    }
+}

@@ -1,0 +1,854 @@
+//! The `t:` transformations of SecLang, byte for byte as ModSecurity v3 defines them
+//! (CRS rules are tuned to those exact outputs). Each returns `None` when the input is
+//! unchanged, so the common case (nothing to decode) allocates nothing.
+
+use base64::Engine as _;
+use sha1::Digest as _;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transform {
+    Base64Decode,
+    Base64DecodeExt,
+    Base64Encode,
+    CmdLine,
+    CompressWhitespace,
+    CssDecode,
+    EscapeSeqDecode,
+    HexDecode,
+    HexEncode,
+    HtmlEntityDecode,
+    JsDecode,
+    Length,
+    Lowercase,
+    Md5,
+    NormalizePath,
+    NormalizePathWin,
+    RemoveComments,
+    RemoveCommentsChar,
+    RemoveNulls,
+    RemoveWhitespace,
+    ReplaceComments,
+    ReplaceNulls,
+    Sha1,
+    SqlHexDecode,
+    Trim,
+    TrimLeft,
+    TrimRight,
+    Uppercase,
+    UrlDecode,
+    UrlDecodeUni,
+    UrlEncode,
+    Utf8ToUnicode,
+}
+
+impl Transform {
+    /// The transformation a `t:` name stands for; `Ok(None)` for `t:none`.
+    pub fn from_name(name: &str) -> Result<Option<Transform>, String> {
+        use Transform::*;
+        let t = match name.to_ascii_lowercase().as_str() {
+            "none" => return Ok(None),
+            "base64decode" => Base64Decode,
+            "base64decodeext" => Base64DecodeExt,
+            "base64encode" => Base64Encode,
+            "cmdline" => CmdLine,
+            "compresswhitespace" => CompressWhitespace,
+            "cssdecode" => CssDecode,
+            "escapeseqdecode" => EscapeSeqDecode,
+            "hexdecode" => HexDecode,
+            "hexencode" => HexEncode,
+            "htmlentitydecode" => HtmlEntityDecode,
+            "jsdecode" => JsDecode,
+            "length" => Length,
+            "lowercase" => Lowercase,
+            "md5" => Md5,
+            "normalizepath" | "normalisepath" => NormalizePath,
+            "normalizepathwin" | "normalisepathwin" => NormalizePathWin,
+            "removecomments" => RemoveComments,
+            "removecommentschar" => RemoveCommentsChar,
+            "removenulls" => RemoveNulls,
+            "removewhitespace" => RemoveWhitespace,
+            "replacecomments" => ReplaceComments,
+            "replacenulls" => ReplaceNulls,
+            "sha1" => Sha1,
+            "sqlhexdecode" => SqlHexDecode,
+            "trim" => Trim,
+            "trimleft" => TrimLeft,
+            "trimright" => TrimRight,
+            "uppercase" => Uppercase,
+            "urldecode" => UrlDecode,
+            "urldecodeuni" => UrlDecodeUni,
+            "urlencode" => UrlEncode,
+            "utf8tounicode" => Utf8ToUnicode,
+            other => return Err(format!("unknown transformation t:{other}")),
+        };
+        Ok(Some(t))
+    }
+
+    /// Applies the transformation; `None` means the value is unchanged.
+    pub fn apply(self, input: &[u8]) -> Option<Vec<u8>> {
+        use Transform::*;
+        let out = match self {
+            Base64Decode => base64_decode(input, false),
+            Base64DecodeExt => base64_decode(input, true),
+            Base64Encode => base64::engine::general_purpose::STANDARD
+                .encode(input)
+                .into_bytes(),
+            CmdLine => cmd_line(input),
+            CompressWhitespace => compress_whitespace(input),
+            CssDecode => css_decode(input)?,
+            EscapeSeqDecode => escape_seq_decode(input)?,
+            HexDecode => hex_decode(input),
+            HexEncode => hex_encode(input),
+            HtmlEntityDecode => html_entity_decode(input)?,
+            JsDecode => js_decode(input)?,
+            Length => input.len().to_string().into_bytes(),
+            Lowercase => {
+                if !input.iter().any(u8::is_ascii_uppercase) {
+                    return None;
+                }
+                input.to_ascii_lowercase()
+            }
+            Md5 => return None,
+            NormalizePath => normalize_path(input, false)?,
+            NormalizePathWin => normalize_path(input, true)?,
+            RemoveComments => remove_comments(input, false)?,
+            ReplaceComments => remove_comments(input, true)?,
+            RemoveCommentsChar => remove_comments_char(input)?,
+            RemoveNulls => {
+                if !input.contains(&0) {
+                    return None;
+                }
+                input.iter().copied().filter(|b| *b != 0).collect()
+            }
+            ReplaceNulls => {
+                if !input.contains(&0) {
+                    return None;
+                }
+                input
+                    .iter()
+                    .map(|b| if *b == 0 { b' ' } else { *b })
+                    .collect()
+            }
+            RemoveWhitespace => {
+                if !input.iter().any(|b| is_space(*b) || *b == 0xa0) {
+                    return None;
+                }
+                input
+                    .iter()
+                    .copied()
+                    .filter(|b| !(is_space(*b) || *b == 0xa0))
+                    .collect()
+            }
+            Sha1 => sha1::Sha1::digest(input).to_vec(),
+            SqlHexDecode => sql_hex_decode(input)?,
+            Trim => trim(input, true, true)?,
+            TrimLeft => trim(input, true, false)?,
+            TrimRight => trim(input, false, true)?,
+            Uppercase => {
+                if !input.iter().any(u8::is_ascii_lowercase) {
+                    return None;
+                }
+                input.to_ascii_uppercase()
+            }
+            UrlDecode => url_decode(input, false)?,
+            UrlDecodeUni => url_decode(input, true)?,
+            UrlEncode => url_encode(input),
+            Utf8ToUnicode => utf8_to_unicode(input)?,
+        };
+        if out == input {
+            None
+        } else {
+            Some(out)
+        }
+    }
+}
+
+/// C's `isspace` in the C locale.
+pub fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_pair(a: u8, b: u8) -> Option<u8> {
+    Some(hex_value(a)? * 16 + hex_value(b)?)
+}
+
+/// `%XX` (and `+` as space); with `uni`, also IIS's `%uXXXX`, taking the low byte and
+/// mapping full-width ASCII (U+FF01..U+FF5E) to ASCII, as ModSecurity does without a
+/// unicode map.
+pub fn url_decode(input: &[u8], uni: bool) -> Option<Vec<u8>> {
+    if !input.iter().any(|b| *b == b'%' || *b == b'+') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        let c = input[i];
+        if c == b'%' {
+            if uni && i + 1 < n && (input[i + 1] == b'u' || input[i + 1] == b'U') {
+                if i + 5 < n {
+                    let quad = &input[i + 2..(i + 6).min(n)];
+                    if quad.len() == 4 && quad.iter().all(|b| hex_value(*b).is_some()) {
+                        let mut d = hex_pair(quad[2], quad[3]).unwrap_or(0);
+                        if d > 0
+                            && d < 0x5f
+                            && (quad[0] == b'f' || quad[0] == b'F')
+                            && (quad[1] == b'f' || quad[1] == b'F')
+                        {
+                            d += 0x20;
+                        }
+                        out.push(d);
+                        i += 6;
+                        continue;
+                    }
+                }
+                out.push(input[i]);
+                out.push(input[i + 1]);
+                i += 2;
+                continue;
+            }
+            if i + 2 < n {
+                if let Some(d) = hex_pair(input[i + 1], input[i + 2]) {
+                    out.push(d);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(c);
+            i += 1;
+        } else if c == b'+' {
+            out.push(b' ');
+            i += 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+fn url_encode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for &b in input {
+        if b == b' ' {
+            out.push(b'+');
+        } else if b.is_ascii_alphanumeric() || b"*-._".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02x}").as_bytes());
+        }
+    }
+    out
+}
+
+fn base64_decode(input: &[u8], lenient: bool) -> Vec<u8> {
+    let clean: Vec<u8> = if lenient {
+        input
+            .iter()
+            .copied()
+            .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+            .collect()
+    } else {
+        // Decoding stops at the first byte outside the alphabet, as ModSecurity's does.
+        input
+            .iter()
+            .copied()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+            .collect()
+    };
+    let usable = clean.len() - clean.len() % 4
+        + if clean.len() % 4 > 1 {
+            clean.len() % 4
+        } else {
+            0
+        };
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(&clean[..usable]).unwrap_or_default()
+}
+
+fn hex_encode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() * 2);
+    for b in input {
+        out.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    out
+}
+
+fn hex_decode(input: &[u8]) -> Vec<u8> {
+    input
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [a, b] => hex_pair(*a, *b),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `0xHEX` runs in SQL decoded to bytes.
+fn sql_hex_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < input.len() {
+        if input[i] == b'0'
+            && i + 3 < input.len()
+            && (input[i + 1] == b'x' || input[i + 1] == b'X')
+            && hex_value(input[i + 2]).is_some()
+            && hex_value(input[i + 3]).is_some()
+        {
+            i += 2;
+            while i + 1 < input.len() {
+                match hex_pair(input[i], input[i + 1]) {
+                    Some(d) => {
+                        out.push(d);
+                        i += 2;
+                    }
+                    None => break,
+                }
+            }
+            changed = true;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    changed.then_some(out)
+}
+
+/// Windows command-line normalisation (ModSecurity's `cmdLine`).
+fn cmd_line(input: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(input.len());
+    let mut space = false;
+    for &a in input {
+        match a {
+            b'"' | b'\'' | b'\\' | b'^' => {}
+            b' ' | b',' | b';' | b'\t' | b'\r' | b'\n' => {
+                if !space {
+                    out.push(b' ');
+                    space = true;
+                }
+            }
+            b'/' | b'(' => {
+                if space {
+                    out.pop();
+                }
+                space = false;
+                out.push(a);
+            }
+            _ => {
+                out.push(a.to_ascii_lowercase());
+                space = false;
+            }
+        }
+    }
+    out
+}
+
+fn compress_whitespace(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut in_space = false;
+    for &b in input {
+        if is_space(b) || b == 0xa0 {
+            if !in_space {
+                out.push(b' ');
+                in_space = true;
+            }
+        } else {
+            out.push(b);
+            in_space = false;
+        }
+    }
+    out
+}
+
+fn trim(input: &[u8], left: bool, right: bool) -> Option<Vec<u8>> {
+    let mut s = input;
+    if left {
+        while let [first, rest @ ..] = s {
+            if is_space(*first) {
+                s = rest;
+            } else {
+                break;
+            }
+        }
+    }
+    if right {
+        while let [rest @ .., last] = s {
+            if is_space(*last) {
+                s = rest;
+            } else {
+                break;
+            }
+        }
+    }
+    (s.len() != input.len()).then(|| s.to_vec())
+}
+
+/// JavaScript escapes: `\xHH`, `\uHHHH` (low byte, full-width ASCII mapped), octal, and
+/// the one-letter escapes.
+fn js_decode(input: &[u8]) -> Option<Vec<u8>> {
+    if !input.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] != b'\\' {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        if i + 5 < n && input[i + 1] == b'u' {
+            let q = &input[i + 2..i + 6];
+            if q.iter().all(|b| hex_value(*b).is_some()) {
+                let mut d = hex_pair(q[2], q[3]).unwrap_or(0);
+                if d > 0
+                    && d < 0x5f
+                    && (q[0] == b'f' || q[0] == b'F')
+                    && (q[1] == b'f' || q[1] == b'F')
+                {
+                    d += 0x20;
+                }
+                out.push(d);
+                i += 6;
+                continue;
+            }
+        }
+        if i + 3 < n && input[i + 1] == b'x' {
+            if let Some(d) = hex_pair(input[i + 2], input[i + 3]) {
+                out.push(d);
+                i += 4;
+                continue;
+            }
+        }
+        if i + 1 < n && (b'0'..=b'7').contains(&input[i + 1]) {
+            let mut j = 1;
+            let mut value: u32 = 0;
+            while j <= 3 && i + j < n && (b'0'..=b'7').contains(&input[i + j]) {
+                value = value * 8 + u32::from(input[i + j] - b'0');
+                j += 1;
+            }
+            // Three octal digits may exceed a byte: then only two are taken.
+            if value > 0xff && j == 4 {
+                value /= 8;
+                j -= 1;
+            }
+            out.push(value as u8);
+            i += j;
+            continue;
+        }
+        if i + 1 < n {
+            let c = input[i + 1];
+            let decoded = match c {
+                b'a' => 7,
+                b'b' => 8,
+                b'f' => 12,
+                b'n' => 10,
+                b'r' => 13,
+                b't' => 9,
+                b'v' => 11,
+                other => other,
+            };
+            out.push(decoded);
+            i += 2;
+            continue;
+        }
+        out.push(b'\\');
+        i += 1;
+    }
+    Some(out)
+}
+
+/// C escape sequences (ModSecurity's `escapeSeqDecode`).
+fn escape_seq_decode(input: &[u8]) -> Option<Vec<u8>> {
+    if !input.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] == b'\\' && i + 1 < n {
+            let c = input[i + 1];
+            let simple = match c {
+                b'a' => Some(7),
+                b'b' => Some(8),
+                b'f' => Some(12),
+                b'n' => Some(10),
+                b'r' => Some(13),
+                b't' => Some(9),
+                b'v' => Some(11),
+                b'\\' => Some(b'\\'),
+                b'?' => Some(b'?'),
+                b'\'' => Some(b'\''),
+                b'"' => Some(b'"'),
+                _ => None,
+            };
+            if let Some(d) = simple {
+                out.push(d);
+                i += 2;
+                continue;
+            }
+            if (c == b'x' || c == b'X') && i + 3 < n {
+                if let Some(d) = hex_pair(input[i + 2], input[i + 3]) {
+                    out.push(d);
+                    i += 4;
+                    continue;
+                }
+            }
+            if (b'0'..=b'7').contains(&c) {
+                let mut j = 1;
+                let mut value: u32 = 0;
+                while j <= 3 && i + j < n && (b'0'..=b'7').contains(&input[i + j]) {
+                    value = value * 8 + u32::from(input[i + j] - b'0');
+                    j += 1;
+                }
+                out.push(value as u8);
+                i += j;
+                continue;
+            }
+            out.push(c);
+            i += 2;
+            continue;
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    Some(out)
+}
+
+/// CSS 2 escapes: `\` + 1-6 hex digits (one optional whitespace after), low byte with
+/// full-width ASCII mapped; `\` + newline removed; `\` + other character is that character.
+fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
+    if !input.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] != b'\\' {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        if i + 1 >= n {
+            // A lone trailing backslash is dropped.
+            i += 1;
+            continue;
+        }
+        let mut j = 0;
+        while j < 6 && i + 1 + j < n && hex_value(input[i + 1 + j]).is_some() {
+            j += 1;
+        }
+        if j > 0 {
+            let digits = &input[i + 1..i + 1 + j];
+            let mut fullwidth = false;
+            let d = match j {
+                1 => hex_value(digits[0]).unwrap_or(0),
+                _ => {
+                    let low = hex_pair(digits[j - 2], digits[j - 1]).unwrap_or(0);
+                    if j >= 3 {
+                        // Full-width ASCII: ...ff01 - ...ff5e.
+                        let hi = &digits[j - 4.min(j)..j - 2];
+                        fullwidth = j >= 4
+                            && hi.eq_ignore_ascii_case(b"ff")
+                            && digits[..j - 4].iter().all(|b| *b == b'0');
+                    }
+                    low
+                }
+            };
+            let d = if fullwidth && d > 0 && d < 0x5f {
+                d + 0x20
+            } else {
+                d
+            };
+            out.push(d);
+            i += 1 + j;
+            if i < n && is_space(input[i]) {
+                i += 1;
+            }
+            continue;
+        }
+        if input[i + 1] == b'\n' {
+            i += 2;
+            continue;
+        }
+        out.push(input[i + 1]);
+        i += 2;
+    }
+    Some(out)
+}
+
+/// HTML character references: `&#DDD;`, `&#xHH;` (low byte) and the entities
+/// quot, amp, lt, gt, nbsp; the `;` is optional, as in ModSecurity.
+fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
+    if !input.contains(&b'&') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] != b'&' || i + 1 >= n {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        if input[i + 1] == b'#' {
+            let hex = i + 2 < n && (input[i + 2] == b'x' || input[i + 2] == b'X');
+            let start = if hex { i + 3 } else { i + 2 };
+            let mut end = start;
+            while end < n
+                && (if hex {
+                    hex_value(input[end]).is_some()
+                } else {
+                    input[end].is_ascii_digit()
+                })
+            {
+                end += 1;
+            }
+            if end > start {
+                let digits = std::str::from_utf8(&input[start..end]).unwrap_or("0");
+                let value = u64::from_str_radix(digits, if hex { 16 } else { 10 }).unwrap_or(0);
+                out.push(value as u8);
+                i = end;
+                if i < n && input[i] == b';' {
+                    i += 1;
+                }
+                continue;
+            }
+        } else {
+            let mut end = i + 1;
+            while end < n && input[end].is_ascii_alphanumeric() {
+                end += 1;
+            }
+            let name = input[i + 1..end].to_ascii_lowercase();
+            let decoded = match name.as_slice() {
+                b"quot" => Some(b'"'),
+                b"amp" => Some(b'&'),
+                b"lt" => Some(b'<'),
+                b"gt" => Some(b'>'),
+                b"nbsp" => Some(0xa0),
+                _ => None,
+            };
+            if let Some(d) = decoded {
+                out.push(d);
+                i = end;
+                if i < n && input[i] == b';' {
+                    i += 1;
+                }
+                continue;
+            }
+        }
+        out.push(b'&');
+        i += 1;
+    }
+    Some(out)
+}
+
+/// UTF-8 sequences of two to four bytes written as `%uXXXX` (lower-case hex, as
+/// ModSecurity writes them); other bytes kept.
+fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
+    if input.is_ascii() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len() * 2);
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        let (len, init) = match b {
+            0xc0..=0xdf => (2, u32::from(b & 0x1f)),
+            0xe0..=0xef => (3, u32::from(b & 0x0f)),
+            0xf0..=0xf7 => (4, u32::from(b & 0x07)),
+            _ => (1, 0),
+        };
+        let valid = len > 1
+            && i + len <= input.len()
+            && input[i + 1..i + len].iter().all(|c| c & 0xc0 == 0x80);
+        if !valid {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let mut code = init;
+        for c in &input[i + 1..i + len] {
+            code = (code << 6) | u32::from(c & 0x3f);
+        }
+        out.extend_from_slice(format!("%u{:04x}", code).as_bytes());
+        i += len;
+    }
+    Some(out)
+}
+
+/// `/* ... */` comments (and, for removeComments, `--` and `#` to end of line) removed;
+/// with `replace`, each C comment becomes one space (ModSecurity's `replaceComments`).
+fn remove_comments(input: &[u8], replace: bool) -> Option<Vec<u8>> {
+    let has = input.windows(2).any(|w| w == b"/*")
+        || (!replace && (input.contains(&b'#') || input.windows(2).any(|w| w == b"--")));
+    if !has {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if i + 1 < n && input[i] == b'/' && input[i + 1] == b'*' {
+            match input[i + 2..].windows(2).position(|w| w == b"*/") {
+                Some(p) => i = i + 2 + p + 2,
+                None => i = n,
+            }
+            if replace {
+                out.push(b' ');
+            }
+            continue;
+        }
+        if !replace && (input[i] == b'#' || (i + 1 < n && input[i] == b'-' && input[i + 1] == b'-'))
+        {
+            while i < n && input[i] != b'\n' && input[i] != b'\r' {
+                i += 1;
+            }
+            continue;
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    Some(out)
+}
+
+/// Removes the comment characters `/*`, `*/`, `--` and `#`.
+fn remove_comments_char(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if i + 1 < n
+            && ((input[i] == b'/' && input[i + 1] == b'*')
+                || (input[i] == b'*' && input[i + 1] == b'/')
+                || (input[i] == b'-' && input[i + 1] == b'-'))
+        {
+            i += 2;
+        } else if input[i] == b'#' {
+            i += 1;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    (out.len() != n).then_some(out)
+}
+
+/// Removes `.` and `..` segments and repeated slashes (with `win`, `\` first becomes `/`).
+fn normalize_path(input: &[u8], win: bool) -> Option<Vec<u8>> {
+    let src: Vec<u8> = if win {
+        input
+            .iter()
+            .map(|b| if *b == b'\\' { b'/' } else { *b })
+            .collect()
+    } else {
+        input.to_vec()
+    };
+    if !src.contains(&b'/') && !src.starts_with(b".") {
+        return (src != input).then_some(src);
+    }
+    let absolute = src.first() == Some(&b'/');
+    let trailing = src.last() == Some(&b'/')
+        || src.ends_with(b"/.")
+        || src.ends_with(b"/..")
+        || src == b"."
+        || src == b"..";
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for seg in src.split(|b| *b == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                if parts.last().is_some_and(|p| *p != b"..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push(seg);
+                }
+            }
+            _ => parts.push(seg),
+        }
+    }
+    let mut out = Vec::with_capacity(src.len());
+    if absolute {
+        out.push(b'/');
+    }
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(part);
+    }
+    if trailing && !parts.is_empty() {
+        out.push(b'/');
+    }
+    (out != input).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Transform::*;
+    use super::*;
+
+    fn t(tr: Transform, input: &str) -> String {
+        let out = tr
+            .apply(input.as_bytes())
+            .unwrap_or_else(|| input.as_bytes().to_vec());
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn url_decoding_as_modsecurity() {
+        assert_eq!(t(UrlDecodeUni, "a%20b+c%u0041%uff0e%zz%"), "a b cA.%zz%");
+        assert_eq!(t(UrlDecode, "%u0041%41"), "%u0041A");
+    }
+
+    #[test]
+    fn cmd_line_normalises() {
+        assert_eq!(
+            t(CmdLine, "C:\\WINDOWS\\sys^tem32 ,; /c \"dir\""),
+            "c:windowssystem32/c dir"
+        );
+    }
+
+    #[test]
+    fn decoders() {
+        assert_eq!(t(JsDecode, "\\x41\\u0042\\103\\n"), "ABC\n");
+        assert_eq!(t(HtmlEntityDecode, "&lt;a&#x41;&#66;&quot"), "<aAB\"");
+        assert_eq!(t(CssDecode, "\\61 \\000062c\\\n"), "abc");
+        assert_eq!(t(EscapeSeqDecode, "\\x41\\101\\t"), "AA\t");
+        assert_eq!(t(Utf8ToUnicode, "é"), "%u00e9");
+        assert_eq!(t(Base64Decode, "aGVsbG8=!"), "hello");
+    }
+
+    #[test]
+    fn comments_and_paths() {
+        assert_eq!(t(ReplaceComments, "a/*x*/b/*open"), "a b ");
+        assert_eq!(t(RemoveCommentsChar, "a/*b*/--c#"), "abc");
+        assert_eq!(
+            t(NormalizePath, "/a/./b/../../../etc//passwd"),
+            "/etc/passwd"
+        );
+        assert_eq!(t(NormalizePathWin, "..\\..\\boot.ini"), "../../boot.ini");
+        assert_eq!(t(CompressWhitespace, "a  \t b"), "a b");
+        assert_eq!(t(Length, "abcd"), "4");
+        assert_eq!(t(HexEncode, "AB"), "4142");
+    }
+}
