@@ -43,8 +43,9 @@ pub enum Ctl {
     RuleRemoveTargetByTag(String, Target),
     RuleEngine(EngineMode),
     RequestBodyProcessor(String),
-    /// Controls that change nothing in this engine (audit log, body variable forcing:
-    /// REQUEST_BODY is always filled).
+    /// REQUEST_BODY is filled for the URL-encoded processor, or when this is on.
+    ForceRequestBodyVariable(bool),
+    /// Controls that change nothing in this engine (audit and debug logs).
     NoEffect,
 }
 
@@ -351,14 +352,11 @@ fn parse_ctl(s: &str) -> Result<Ctl, String> {
         }
         "ruleengine" => Ctl::RuleEngine(EngineMode::parse(value)?),
         "requestbodyprocessor" => Ctl::RequestBodyProcessor(value.to_ascii_uppercase()),
-        "forcerequestbodyvariable"
-        | "auditengine"
-        | "auditlogparts"
-        | "debugloglevel"
-        | "requestbodyaccess"
-        | "responsebodyaccess"
-        | "hashengine"
-        | "hashenforcement" => Ctl::NoEffect,
+        "forcerequestbodyvariable" => {
+            Ctl::ForceRequestBodyVariable(value.eq_ignore_ascii_case("on"))
+        }
+        "auditengine" | "auditlogparts" | "debugloglevel" | "requestbodyaccess"
+        | "responsebodyaccess" | "hashengine" | "hashenforcement" => Ctl::NoEffect,
         other => return Err(format!("unsupported ctl:{other}")),
     })
 }

@@ -131,6 +131,78 @@ impl JsonWalker<'_> {
     }
 }
 
+/// An XML body as ModSecurity's XML processor exposes it: `XML:/*` is the text content
+/// of the whole document (every text node, in order), `XML://@*` every attribute value.
+#[derive(Debug, Default)]
+pub struct XmlBody {
+    pub text: Vec<u8>,
+    pub attributes: Vec<Vec<u8>>,
+}
+
+pub fn xml(input: &[u8]) -> Result<XmlBody, String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(input);
+    let mut out = XmlBody::default();
+    let mut buf = Vec::new();
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    loop {
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("XML parsing error: {e}"))?;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                seen_root = true;
+                for attr in e.attributes() {
+                    let attr = attr.map_err(|e| format!("XML parsing error: {e}"))?;
+                    let value = attr
+                        .unescape_value()
+                        .map(|v| v.into_owned().into_bytes())
+                        .unwrap_or_else(|_| attr.value.to_vec());
+                    out.attributes.push(value);
+                }
+                if matches!(event, Event::Start(_)) {
+                    depth += 1;
+                }
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Text(t) => {
+                if depth > 0 {
+                    match t.decode() {
+                        Ok(text) => {
+                            let unescaped = quick_xml::escape::unescape(&text)
+                                .map(|c| c.into_owned())
+                                .unwrap_or_else(|_| text.into_owned());
+                            out.text.extend_from_slice(unescaped.as_bytes());
+                        }
+                        Err(_) => out.text.extend_from_slice(&t),
+                    }
+                }
+            }
+            Event::GeneralRef(r) => {
+                if depth > 0 {
+                    let name = String::from_utf8_lossy(&r).into_owned();
+                    if let Ok(Some(c)) = r.resolve_char_ref() {
+                        out.text.extend_from_slice(c.to_string().as_bytes());
+                    } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
+                        out.text.extend_from_slice(s.as_bytes());
+                    } else {
+                        out.text.extend_from_slice(format!("&{name};").as_bytes());
+                    }
+                }
+            }
+            Event::CData(t) => out.text.extend_from_slice(&t),
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if !seen_root {
+        return Err("XML parsing error: no root element".into());
+    }
+    Ok(out)
+}
+
 /// The boundary parameter of a multipart Content-Type, unquoted.
 pub fn multipart_boundary(content_type: &[u8]) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(content_type);
@@ -227,22 +299,59 @@ fn read_part(part: &[u8], parsed: &mut Parsed) {
     }
 }
 
-/// A parameter of a Content-Disposition line (`name="x"` or `name=x`).
+/// A parameter of a Content-Disposition line (`name="x"` or `name=x`). Quoted values
+/// may hold `;` and `=`, and `\"` / `\\` escapes, as ModSecurity's parser reads them.
 fn disposition_param(line: &[u8], param: &str) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(line);
-    for piece in text.split(';').skip(1) {
-        let Some((k, v)) = piece.split_once('=') else {
-            continue;
-        };
-        if !k.trim().eq_ignore_ascii_case(param) {
+    let colon = line.iter().position(|b| *b == b':')?;
+    let rest = &line[colon + 1..];
+    let mut i = match rest.iter().position(|b| *b == b';') {
+        Some(p) => p + 1,
+        None => return None,
+    };
+    while i < rest.len() {
+        while i < rest.len() && (rest[i] == b' ' || rest[i] == b'\t' || rest[i] == b';') {
+            i += 1;
+        }
+        let name_start = i;
+        while i < rest.len() && rest[i] != b'=' && rest[i] != b';' {
+            i += 1;
+        }
+        let name = String::from_utf8_lossy(&rest[name_start..i])
+            .trim()
+            .to_ascii_lowercase();
+        if i >= rest.len() || rest[i] == b';' {
             continue;
         }
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .map(|r| r.strip_suffix('"').unwrap_or(r))
-            .unwrap_or(v);
-        return Some(v.as_bytes().to_vec());
+        i += 1;
+        while i < rest.len() && rest[i] == b' ' {
+            i += 1;
+        }
+        let mut value = Vec::new();
+        if i < rest.len() && rest[i] == b'"' {
+            i += 1;
+            while i < rest.len() && rest[i] != b'"' {
+                if rest[i] == b'\\'
+                    && i + 1 < rest.len()
+                    && (rest[i + 1] == b'"' || rest[i + 1] == b'\\')
+                {
+                    i += 1;
+                }
+                value.push(rest[i]);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            while i < rest.len() && rest[i] != b';' {
+                value.push(rest[i]);
+                i += 1;
+            }
+            while value.last().is_some_and(|b| *b == b' ') {
+                value.pop();
+            }
+        }
+        if name == param {
+            return Some(value);
+        }
     }
     None
 }
@@ -286,12 +395,35 @@ mod tests {
     }
 
     #[test]
+    fn xml_text_and_attributes() {
+        let x = xml(br#"<?xml version="1.0"?><r a="1 OR 1=1"><b>x &lt; y</b><c k='v'/>z</r>"#)
+            .expect("parses");
+        assert_eq!(x.text, b"x < yz");
+        assert_eq!(x.attributes, vec![b"1 OR 1=1".to_vec(), b"v".to_vec()]);
+        assert!(xml(b"not xml").is_err());
+    }
+
+    #[test]
     fn multipart_fields_files_and_headers() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nvalue\r\n--XX\r\nContent-Disposition: form-data; name=\"up\"; filename=\"a.php\"\r\nContent-Type: text/plain\r\n\r\n<?php\r\n--XX--\r\n";
         let parsed = multipart(body, b"XX");
         assert_eq!(names(&parsed.args), vec!["f=value"]);
         assert_eq!(parsed.files, vec![(b"up".to_vec(), b"a.php".to_vec(), 5)]);
         assert_eq!(parsed.part_headers.len(), 3);
+        assert_eq!(
+            disposition_param(
+                b"Content-Disposition: form-data; name=\"fi;le\"; filename=\"a\\\"b=c\"",
+                "filename"
+            ),
+            Some(b"a\"b=c".to_vec())
+        );
+        assert_eq!(
+            disposition_param(
+                b"Content-Disposition: form-data; name=\"fi;le\"; filename=x",
+                "name"
+            ),
+            Some(b"fi;le".to_vec())
+        );
         assert!(parsed.error.is_none());
         assert_eq!(
             multipart_boundary(b"multipart/form-data; boundary=\"XX\""),

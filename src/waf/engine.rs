@@ -96,6 +96,7 @@ impl<'r> Transaction<'r> {
             self.data.add_body(
                 body,
                 processor.as_deref(),
+                self.vars.force_body_variable,
                 self.rules.settings.argument_separator,
             );
         }
@@ -346,6 +347,7 @@ impl<'r> Transaction<'r> {
                 .push((Scope::Tag(tag.clone()), target.clone())),
             Ctl::RuleEngine(mode) => self.mode = *mode,
             Ctl::RequestBodyProcessor(p) => self.vars.body_processor = Some(p.clone()),
+            Ctl::ForceRequestBodyVariable(on) => self.vars.force_body_variable = *on,
             Ctl::NoEffect => {}
         }
     }

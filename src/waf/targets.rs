@@ -301,7 +301,14 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     let selector = match selector {
         None => Selector::All,
         // XPath selectors: the XML collection is read whole.
-        Some(sel) if collection == Collection::Xml => Selector::Key(sel.to_string()),
+        Some(sel) if collection == Collection::Xml => match sel {
+            "/*" | "//@*" => Selector::Key(sel.to_string()),
+            other => {
+                return Err(format!(
+                    "XPath {other} (only XML:/* and XML://@* are supported)"
+                ))
+            }
+        },
         Some(sel) => parse_selector(sel)?,
     };
     Ok(Target {

@@ -44,6 +44,9 @@ pub struct Data {
     /// Field name -> size.
     pub files_sizes: Vec<Entry>,
     pub part_headers: Vec<Entry>,
+    /// XML body: the document's text content, and each attribute value.
+    pub xml_text: Option<u32>,
+    pub xml_attributes: Vec<u32>,
     scalars: Vec<(Collection, u32)>,
     pub files_combined_size: usize,
 }
@@ -154,9 +157,13 @@ impl Data {
         d
     }
 
-    /// Runs the body processor and fills ARGS_POST, FILES, REQUEST_BODY and friends.
-    pub fn add_body(&mut self, body: &[u8], processor: Option<&str>, separator: u8) {
-        self.set_scalar(Collection::RequestBody, body.to_vec());
+    /// Runs the body processor and fills ARGS_POST, FILES and friends. REQUEST_BODY
+    /// holds the raw body for the URL-encoded processor or when forced (ModSecurity's
+    /// rule: a parsed JSON/XML/multipart body is inspected through its arguments).
+    pub fn add_body(&mut self, body: &[u8], processor: Option<&str>, force: bool, separator: u8) {
+        if force || processor == Some("URLENCODED") {
+            self.set_scalar(Collection::RequestBody, body.to_vec());
+        }
         self.set_scalar(
             Collection::RequestBodyLength,
             body.len().to_string().into_bytes(),
@@ -167,6 +174,21 @@ impl Data {
                 ..Default::default()
             },
             Some("JSON") => body::json(body),
+            Some("XML") => match body::xml(body) {
+                Ok(x) => {
+                    let id = self.add(x.text);
+                    self.xml_text = Some(id);
+                    for a in x.attributes {
+                        let id = self.add(a);
+                        self.xml_attributes.push(id);
+                    }
+                    body::Parsed::default()
+                }
+                Err(e) => body::Parsed {
+                    error: Some(e),
+                    ..Default::default()
+                },
+            },
             Some("MULTIPART") => {
                 let boundary = self
                     .header("content-type")
@@ -260,6 +282,7 @@ pub struct Vars {
     pub matched_var: Option<(String, Vec<u8>)>,
     pub matched_vars: Vec<(String, Vec<u8>)>,
     pub body_processor: Option<String>,
+    pub force_body_variable: bool,
 }
 
 /// One value a target yields: its collection, key and value, and the arena id when the
@@ -379,9 +402,10 @@ impl<'a> View<'a> {
                 }
             }
             ReqbodyProcessor => {
-                if let Some(p) = &self.vars.body_processor {
-                    out.push(scalar(c, Cow::Borrowed(p.as_bytes()), None));
-                }
+                // Present (empty) even without a processor: CRS's rule 901340 forces
+                // REQUEST_BODY on with `!@rx` over it.
+                let p = self.vars.body_processor.as_deref().unwrap_or("");
+                out.push(scalar(c, Cow::Borrowed(p.as_bytes()), None));
             }
             ArgsCombinedSize => {
                 let size: usize = d
@@ -397,6 +421,21 @@ impl<'a> View<'a> {
                 Cow::Owned(d.files_combined_size.to_string().into_bytes()),
                 None,
             )),
+            Xml => {
+                let ids: Vec<u32> = match &target.selector {
+                    Selector::Key(k) if k == "/*" => d.xml_text.into_iter().collect(),
+                    Selector::Key(k) if k == "//@*" => d.xml_attributes.clone(),
+                    _ => Vec::new(),
+                };
+                for id in ids {
+                    out.push(Item {
+                        collection: c,
+                        key: Cow::Borrowed(b""),
+                        value: Cow::Borrowed(d.get(id)),
+                        cache_id: Some(id),
+                    });
+                }
+            }
             MultipartStrictError | MultipartUnmatchedBoundary => {
                 out.push(scalar(c, Cow::Borrowed(b"0"), None))
             }
