@@ -2,7 +2,9 @@
 //! through the WAF engine and prints, per rule file, how many stages pass when judged by
 //! rule id (expected rules fire, listed rules stay quiet), then every failure.
 //!
-//! Usage: waf_eval [CRS_DIR] [PARANOIA]   (default ../shared/corpora/crs, 4)
+//! Usage: waf_eval [CRS_DIR] [PARANOIA] [STAGE]   (default ../shared/corpora/crs, 4)
+//! With STAGE (e.g. `942420-3`), runs that stage only and prints each rule that fired
+//! with its message and matched data.
 
 use gatehouse::waf::conformance::{judge_ids, load_crs, load_stages, run_engine};
 use std::collections::BTreeMap;
@@ -41,6 +43,22 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(only) = args.get(3) {
+        for stage in stages.iter().filter(|s| &s.name() == only) {
+            println!("{}\n{}", stage.name(), String::from_utf8_lossy(&stage.raw));
+            let (head, body) = gatehouse::waf::conformance::parse_raw(&stage.raw);
+            let mut tx = gatehouse::waf::Transaction::new(&rules, head);
+            tx.process_request_headers();
+            tx.process_request_body(&body);
+            for f in tx.fired() {
+                println!(
+                    "  fired {} (logged {}): {} [{}]",
+                    f.id, f.logged, f.msg, f.data
+                );
+            }
+        }
+        return;
+    }
     let started = std::time::Instant::now();
     let mut table: BTreeMap<String, BTreeMap<&'static str, (usize, usize)>> = BTreeMap::new();
     let mut failures = Vec::new();

@@ -166,29 +166,23 @@ pub fn xml(input: &[u8]) -> Result<XmlBody, String> {
                 }
             }
             Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(t) => {
-                if depth > 0 {
-                    match t.decode() {
-                        Ok(text) => {
-                            let unescaped = quick_xml::escape::unescape(&text)
-                                .map(|c| c.into_owned())
-                                .unwrap_or_else(|_| text.into_owned());
-                            out.text.extend_from_slice(unescaped.as_bytes());
-                        }
-                        Err(_) => out.text.extend_from_slice(&t),
-                    }
+            Event::Text(t) if depth > 0 => match t.decode() {
+                Ok(text) => {
+                    let unescaped = quick_xml::escape::unescape(&text)
+                        .map(|c| c.into_owned())
+                        .unwrap_or_else(|_| text.into_owned());
+                    out.text.extend_from_slice(unescaped.as_bytes());
                 }
-            }
-            Event::GeneralRef(r) => {
-                if depth > 0 {
-                    let name = String::from_utf8_lossy(&r).into_owned();
-                    if let Ok(Some(c)) = r.resolve_char_ref() {
-                        out.text.extend_from_slice(c.to_string().as_bytes());
-                    } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
-                        out.text.extend_from_slice(s.as_bytes());
-                    } else {
-                        out.text.extend_from_slice(format!("&{name};").as_bytes());
-                    }
+                Err(_) => out.text.extend_from_slice(&t),
+            },
+            Event::GeneralRef(r) if depth > 0 => {
+                let name = String::from_utf8_lossy(&r).into_owned();
+                if let Ok(Some(c)) = r.resolve_char_ref() {
+                    out.text.extend_from_slice(c.to_string().as_bytes());
+                } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
+                    out.text.extend_from_slice(s.as_bytes());
+                } else {
+                    out.text.extend_from_slice(format!("&{name};").as_bytes());
                 }
             }
             Event::CData(t) => out.text.extend_from_slice(&t),

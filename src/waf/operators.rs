@@ -41,6 +41,7 @@ pub type Captures = Vec<Vec<u8>>;
 
 /// Builds a regex the way ModSecurity's PCRE sees it.
 pub fn build_regex(pattern: &str) -> Result<Regex, String> {
+    let pattern = &byte_escapes(pattern);
     let build = |unicode: bool| {
         RegexBuilder::new(pattern)
             .unicode(unicode)
@@ -52,6 +53,38 @@ pub fn build_regex(pattern: &str) -> Result<Regex, String> {
     build(false)
         .or_else(|_| build(true))
         .map_err(|e| format!("regex does not compile: {e}"))
+}
+
+/// PCRE without UTF mode reads `\x{e2}` as the byte 0xE2; the regex crate reads it as
+/// the code point U+00E2 even with Unicode off. Rewrite the one- and two-digit forms to
+/// `\xE2`, which it reads as a byte.
+fn byte_escapes(pattern: &str) -> String {
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            if b[i + 1] == b'x' && b.get(i + 2) == Some(&b'{') {
+                let digits = b[i + 3..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .count();
+                if (1..=2).contains(&digits) && b.get(i + 3 + digits) == Some(&b'}') {
+                    let hex = &pattern[i + 3..i + 3 + digits];
+                    out.push_str(&format!("\\x{hex:0>2}"));
+                    i += 4 + digits;
+                    continue;
+                }
+            }
+            out.push_str(&pattern[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        let ch = pattern[i..].chars().next().unwrap_or('\0');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }
 
 impl Operator {
@@ -313,6 +346,14 @@ mod tests {
         assert!(op("rx", "^\\xff$")
             .matches(&[0xff], &NoVars, false)
             .is_some());
+        // PCRE reads \x{e2} as a byte: a UTF-8 quotation mark matches byte by byte.
+        assert!(op("rx", r"\x{e2}\x80[\x98\x99]")
+            .matches("\u{2019}".as_bytes(), &NoVars, false)
+            .is_some());
+        assert_eq!(
+            byte_escapes(r"\\x{e2}\x{9}\x{2019}"),
+            r"\\x{e2}\x09\x{2019}"
+        );
     }
 
     #[test]
