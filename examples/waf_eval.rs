@@ -46,7 +46,10 @@ fn main() {
     if let Some(only) = args.get(3) {
         for stage in stages.iter().filter(|s| &s.name() == only) {
             println!("{}\n{}", stage.name(), String::from_utf8_lossy(&stage.raw));
-            let (head, body) = gatehouse::waf::conformance::parse_raw(&stage.raw);
+            let Some((head, body)) = gatehouse::waf::conformance::parse_raw(&stage.raw) else {
+                println!("  rejected by the HTTP parser (400)");
+                continue;
+            };
             let mut tx = gatehouse::waf::Transaction::new(&rules, head);
             tx.process_request_headers();
             tx.process_request_body(&body);
@@ -126,12 +129,13 @@ fn main() {
     for (stage, fired) in failures {
         let fired: Vec<String> = fired.iter().map(u32::to_string).collect();
         println!(
-            "  {} [{}] expect {:?} quiet {:?} fired [{}]",
+            "  {} [{}] expect {:?} quiet {:?} fired [{}]\n      cause: {}",
             stage.name(),
             stage.expect.kind(),
             stage.expect.expect_ids,
             stage.expect.no_expect_ids,
-            fired.join(" ")
+            fired.join(" "),
+            gatehouse::waf::conformance::known_cause(&stage.name()).unwrap_or("NOT YET UNDERSTOOD")
         );
     }
 }

@@ -19,4 +19,5 @@ mod e2e {
     mod split;
     mod steady;
     mod upgrade;
+    mod waf_crs;
 }

@@ -1,0 +1,70 @@
+//! The WAF engine against the OWASP Core Rule Set's own regression suite (read from
+//! `../shared/corpora/crs`, or `GATEHOUSE_CRS_DIR`), judged by rule id at paranoia
+//! level 4 as the CRS project judges engines: the stages whose rule must fire, the
+//! stages whose rule must stay quiet, and the benign stages where no rule may fire.
+
+use gatehouse::waf::conformance::{judge_ids, known_cause, load_crs, load_stages, run_engine};
+use std::path::PathBuf;
+
+fn crs_dir() -> PathBuf {
+    std::env::var_os("GATEHOUSE_CRS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/corpora/crs"
+            ))
+        })
+}
+
+#[test]
+fn crs_regression_suite_by_rule_id_at_paranoia_4() {
+    let dir = crs_dir();
+    let rules = load_crs(&dir, 4, "").expect("CRS loads");
+    let dropped: Vec<String> = rules
+        .report
+        .problems
+        .iter()
+        .filter(|p| p.dropped)
+        .map(|p| p.to_string())
+        .collect();
+    assert!(dropped.is_empty(), "CRS rules not loaded: {dropped:#?}");
+    let stages = load_stages(&dir.join("tests/regression/tests")).expect("tests read");
+    let (mut fire, mut fire_ok, mut quiet, mut quiet_ok) = (0, 0, 0, 0);
+    let mut unexplained = Vec::new();
+    for stage in stages.iter().filter(|s| s.file.starts_with("REQUEST-")) {
+        let kind = stage.expect.kind();
+        if kind == "other" {
+            continue;
+        }
+        let ok = judge_ids(&stage.expect, &run_engine(&rules, &stage.raw));
+        match kind {
+            "fire" => {
+                fire += 1;
+                fire_ok += usize::from(ok);
+            }
+            _ => {
+                quiet += 1;
+                quiet_ok += usize::from(ok);
+            }
+        }
+        if !ok && known_cause(&stage.name()).is_none() {
+            unexplained.push(stage.name());
+        }
+    }
+    let fire_rate = fire_ok as f64 / fire as f64;
+    let quiet_rate = quiet_ok as f64 / quiet as f64;
+    assert!(
+        fire > 3900 && quiet > 1000,
+        "suite incomplete: {fire} / {quiet} stages"
+    );
+    assert!(fire_rate >= 0.995, "must-fire stages: {fire_ok}/{fire}");
+    assert!(
+        quiet_rate >= 0.96,
+        "must-be-quiet stages: {quiet_ok}/{quiet}"
+    );
+    assert!(
+        unexplained.is_empty(),
+        "failures without a known cause (see make waf-eval): {unexplained:?}"
+    );
+}
