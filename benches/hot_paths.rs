@@ -32,7 +32,7 @@ fn config_with_routes(n: usize) -> Snapshot {
         "listeners: [ {{ name: p, address: \"127.0.0.1:8080\" }} ]\ntrusted_proxies: [10.0.0.0/8]\nupstreams:\n  app:\n    backends: [ {{ address: \"127.0.0.1:9001\", weight: 3 }}, {{ address: \"127.0.0.1:9002\" }} ]\nroutes:\n{routes}"
     );
     let config = config::parse(&text, "bench.yaml").expect("bench config");
-    Snapshot::build(&config)
+    Snapshot::build(&config).expect("snapshot builds")
 }
 
 fn route_lookup(c: &mut Criterion) {
@@ -138,7 +138,7 @@ fn backend_selection(c: &mut Criterion) {
 fn split_pick(c: &mut Criterion) {
     let text = "listeners: [ { name: p, address: \"127.0.0.1:8080\" } ]\nupstreams:\n  stable: { backends: [ { address: \"127.0.0.1:9001\" } ] }\n  canary: { backends: [ { address: \"127.0.0.1:9002\" } ] }\nroutes:\n  - name: app\n    upstream: stable\n    split: { canary: canary, weight: 10, sticky: { cookie: { name: gh_variant } } }\n";
     let config = config::parse(text, "bench.yaml").expect("bench config");
-    let snapshot = Snapshot::build(&config);
+    let snapshot = Snapshot::build(&config).expect("snapshot builds");
     let (_, split) = snapshot.router.splits().next().expect("a split");
     let mut returning = HeaderMap::new();
     returning.insert(

@@ -15,6 +15,7 @@ pub mod server;
 pub mod split;
 pub mod upstreams;
 pub mod values;
+pub mod waf;
 
 pub use errors::{ConfigError, Problem};
 
@@ -31,6 +32,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use upstreams::UpstreamSection;
 use values::{Cidr, HeaderName, Size};
+use waf::WafProfileSection;
 
 /// A config file that parsed and passed every check.
 #[derive(Debug, Clone)]
@@ -49,6 +51,8 @@ pub struct Config {
     pub routes: Vec<RouteSection>,
     pub admin: Option<AdminSection>,
     pub access_log: Option<AccessLogSection>,
+    /// Named WAF profiles, in file order.
+    pub waf: Vec<(String, WafProfileSection)>,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -61,6 +65,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "routes",
     "admin",
     "access_log",
+    "waf",
 ];
 
 /// Reads and checks the file at `path`.
@@ -191,6 +196,7 @@ struct Parts {
     routes: Option<Indexed<RouteSection>>,
     admin: Option<Option<AdminSection>>,
     access_log: Option<Option<AccessLogSection>>,
+    waf: Option<Vec<(String, WafProfileSection)>>,
 }
 
 impl Parts {
@@ -205,6 +211,7 @@ impl Parts {
             routes: strip(self.routes?),
             admin: self.admin?,
             access_log: self.access_log?,
+            waf: self.waf?,
         })
     }
 }
@@ -252,7 +259,18 @@ impl Sections {
             Some(v) => typed::<Size>(v, "max_request_body", problems),
             None => Some(Size(10 * 1024 * 1024)),
         };
-        let upstreams = Self::upstreams(root.get("upstreams"), problems);
+        let upstreams = Self::named::<UpstreamSection>(
+            root.get("upstreams"),
+            "upstreams",
+            "a mapping of names to upstreams (`app: { backends: [...] }`)",
+            problems,
+        );
+        let waf = Self::named::<WafProfileSection>(
+            root.get("waf"),
+            "waf",
+            "a mapping of profile names to WAF profiles (`default: { mode: block }`)",
+            problems,
+        );
         let routes = typed_list::<RouteSection>(root.get("routes"), "routes", problems);
         let admin = optional::<AdminSection>(root.get("admin"), "admin", problems);
         let access_log =
@@ -267,33 +285,34 @@ impl Sections {
             routes,
             admin,
             access_log,
+            waf,
         })
     }
 
-    fn upstreams(
+    /// A mapping of names to sections of type `T` (upstreams, WAF profiles).
+    fn named<T: DeserializeOwned>(
         value: Option<&Value>,
+        section: &str,
+        shape: &str,
         problems: &mut Problems,
-    ) -> Option<Vec<(String, UpstreamSection)>> {
+    ) -> Option<Vec<(String, T)>> {
         let Some(value) = value else {
             return Some(Vec::new());
         };
         let Value::Mapping(map) = value else {
-            problems.add(
-                "upstreams",
-                "must be a mapping of names to upstreams (`app: { backends: [...] }`)",
-            );
+            problems.add(section, format!("must be {shape}"));
             return None;
         };
         let mut out = Vec::with_capacity(map.len());
         let mut ok = true;
         for (key, item) in map {
             let Some(name) = key.as_str() else {
-                problems.add("upstreams", "upstream names must be strings");
+                problems.add(section, "names must be strings");
                 ok = false;
                 continue;
             };
-            match typed::<UpstreamSection>(item, &format!("upstreams.{name}"), problems) {
-                Some(section) => out.push((name.to_string(), section)),
+            match typed::<T>(item, &format!("{section}.{name}"), problems) {
+                Some(s) => out.push((name.to_string(), s)),
                 None => ok = false,
             }
         }
@@ -336,6 +355,24 @@ fn validate(parts: &Parts, problems: &mut Problems) {
                 route.validate(&format!("routes[{i}]"), &names, problems);
             }
         }
+        if let Some(profiles) = &parts.waf {
+            let names: Vec<&str> = profiles.iter().map(|(n, _)| n.as_str()).collect();
+            for (i, route) in routes {
+                if let Some(profile) = &route.waf {
+                    if !names.contains(&profile.as_str()) {
+                        let known = if names.is_empty() {
+                            "no profiles are defined; add one under `waf:`".to_string()
+                        } else {
+                            format!("defined profiles: {}", names.join(", "))
+                        };
+                        problems.add(
+                            format!("routes[{i}].waf"),
+                            format!("no WAF profile named `{profile}`; {known}"),
+                        );
+                    }
+                }
+            }
+        }
         routes::validate_names(routes, problems);
     }
     if let (Some(Some(admin)), Some(listeners)) = (&parts.admin, &parts.listeners) {
@@ -345,6 +382,9 @@ fn validate(parts: &Parts, problems: &mut Problems) {
         if log.path.is_empty() {
             problems.add("access_log.path", "give a file path or `stdout`");
         }
+    }
+    for (name, profile) in parts.waf.iter().flatten() {
+        profile.validate(&format!("waf.{name}"), problems);
     }
     if parts.max_request_body.is_some_and(|size| size.0 == 0) {
         problems.add("max_request_body", "must be more than 0B");

@@ -47,6 +47,20 @@ fn main() -> ExitCode {
         }
     };
     if cli.test {
+        // The WAF rule files are part of the configuration: read and compile them too.
+        match gatehouse::snapshot::compile_waf_profiles(&config) {
+            Ok(profiles) => {
+                for profile in profiles {
+                    for problem in &profile.report().problems {
+                        println!("gatehouse: waf profile {}: {problem}", profile.name);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("gatehouse: {e}");
+                return ExitCode::from(1);
+            }
+        }
         println!(
             "gatehouse: the configuration file {} is valid",
             cli.conf.display()

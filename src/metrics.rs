@@ -24,6 +24,8 @@ pub struct Metrics {
     pub split_assignments: IntCounterVec,
     pub split_rollbacks: IntCounterVec,
     pub reloads: IntCounterVec,
+    pub waf_decisions: IntCounterVec,
+    pub waf_rules: IntCounterVec,
     config_version: IntGauge,
     backend_up: IntGaugeVec,
     backend_healthy: IntGaugeVec,
@@ -101,6 +103,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "gatehouse_config_reloads_total",
             "Config reloads by result (ok, failed).",
             &["result"],
+        ),
+        waf_decisions: counter(
+            &registry,
+            "gatehouse_waf_decisions_total",
+            "WAF decisions by route and verdict (allow, block, detect, too_large).",
+            &["route", "verdict"],
+        ),
+        waf_rules: counter(
+            &registry,
+            "gatehouse_waf_rule_matches_total",
+            "Logged WAF rules that matched, by route and rule id.",
+            &["route", "rule"],
         ),
         backend_up: gauge(
             &registry,

@@ -6,6 +6,7 @@ pub mod draining;
 pub mod error_response;
 
 use crate::access_log;
+use crate::config::waf::WafMode;
 use crate::metrics;
 use crate::request_id;
 use crate::routing::split::SplitRequest;
@@ -13,6 +14,7 @@ use crate::routing::RequestInfo;
 use crate::snapshot::Live;
 use crate::upstream::backend::{now_ms, InFlight};
 use crate::upstream::Selector;
+use crate::waf::guard::{self, WafVerdict};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ctx::{RequestCtx, SplitChoice};
@@ -125,6 +127,26 @@ impl ProxyHttp for Gatehouse {
             error_response::respond(session, 413, &ctx.request_id).await;
             return Ok(true);
         }
+        // Before the split too: a blocked request is neither assigned nor judged.
+        let waf = route.waf.clone().filter(|p| p.mode != WafMode::Off);
+        if let Some(profile) = waf {
+            let route_name = route.name.clone();
+            let request_id = String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned();
+            let decision = guard::inspect(&profile, session, ctx.client_ip, &request_id).await?;
+            guard::record(&route_name, &request_id, &decision);
+            let refuse = match decision.verdict {
+                WafVerdict::Block { status, .. } => Some(status),
+                WafVerdict::TooLarge => Some(413),
+                WafVerdict::Allow | WafVerdict::Detect { .. } => None,
+            };
+            if let Some(status) = refuse {
+                error_response::respond(session, status, &ctx.request_id).await;
+                return Ok(true);
+            }
+        }
+        let Some(route) = ctx.route() else {
+            return Ok(false);
+        };
         let (upstream_index, variant) = match &route.split {
             None => (route.upstream, None),
             Some(split) => {

@@ -73,7 +73,18 @@ impl Reloader {
         if config.server != old.config.server {
             needs_upgrade.push("server".to_string());
         }
-        let mut next = Snapshot::build_after(&config, Some(&old));
+        let mut next = match Snapshot::build_after(&config, Some(&old)) {
+            Ok(next) => next,
+            Err(e) => {
+                self.failed.fetch_add(1, Relaxed);
+                crate::metrics::metrics()
+                    .reloads
+                    .with_label_values(&["failed"])
+                    .inc();
+                log::error!("reload rejected, the running config stays: {e}");
+                return Err(e);
+            }
+        };
         if !needs_upgrade.is_empty() {
             // Keep what is bound and running; the rest of the file applies now.
             next.config.listeners = old.config.listeners.clone();

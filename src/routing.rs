@@ -12,6 +12,7 @@ pub mod split;
 use crate::config::routes::RouteSection;
 use crate::metrics::RouteMetrics;
 use crate::rewrite::HeaderRewrite;
+use crate::waf::profile::WafProfile;
 use http::{HeaderMap, Method};
 use matcher::{Conditions, HeaderCondition, HostMatch, PathMatch};
 use split::Split;
@@ -30,6 +31,8 @@ pub struct Route {
     pub request_headers: HeaderRewrite,
     pub response_headers: HeaderRewrite,
     pub metrics: RouteMetrics,
+    /// The WAF profile inspecting this route's requests.
+    pub waf: Option<Arc<WafProfile>>,
 }
 
 impl Route {
@@ -75,6 +78,7 @@ impl Route {
             request_headers: HeaderRewrite::from_config(&section.request_headers),
             response_headers: HeaderRewrite::from_config(&section.response_headers),
             metrics,
+            waf: None,
         }
     }
 }

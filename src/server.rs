@@ -38,7 +38,7 @@ fn drain_period(grace: Duration) -> Duration {
 /// Starts serving `config`, read from `path` (re-read on reload). Returns only on a
 /// startup error; otherwise the process ends inside Pingora.
 pub fn run(config: Config, path: &Path, options: RunOptions) -> Result<(), String> {
-    let mut snapshot = Snapshot::build(&config);
+    let mut snapshot = Snapshot::build(&config).map_err(|e| e.to_string())?;
     snapshot
         .open_access_log(None)
         .map_err(|e| format!("cannot open the access log: {e}"))?;

@@ -8,13 +8,14 @@
 //! weights, ramp and rollback windows).
 
 use crate::access_log::AccessLog;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::forwarding::Forwarding;
 use crate::metrics::RouteMetrics;
 use crate::rewrite::HeaderRewrite;
 use crate::routing::split::Split;
 use crate::routing::{Route, Router};
 use crate::upstream::UpstreamSet;
+use crate::waf::profile::WafProfile;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,12 +41,15 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds from a validated config. Every route's upstream exists (validation checked).
-    pub fn build(config: &Config) -> Self {
+    /// Fails only when a WAF profile's rule files cannot be read or parsed.
+    pub fn build(config: &Config) -> Result<Self, ConfigError> {
         Self::build_after(config, None)
     }
 
     /// Builds the successor of `previous`, keeping its unchanged backends and splits.
-    pub fn build_after(config: &Config, previous: Option<&Snapshot>) -> Self {
+    /// WAF profiles are compiled anew, so edited rule files take effect on reload.
+    pub fn build_after(config: &Config, previous: Option<&Snapshot>) -> Result<Self, ConfigError> {
+        let wafs = compile_waf_profiles(config)?;
         let upstreams = UpstreamSet::from_config(&config.upstreams, previous.map(|p| &p.upstreams));
         let now = Instant::now();
         let routes = config
@@ -70,10 +74,15 @@ impl Snapshot {
                     }
                 }
                 let metrics = RouteMetrics::new(&section.name, &targets);
-                Some(Route::from_config(section, upstream, split, metrics))
+                let mut route = Route::from_config(section, upstream, split, metrics);
+                route.waf = section
+                    .waf
+                    .as_ref()
+                    .and_then(|name| wafs.iter().find(|p| &p.name == name).cloned());
+                Some(route)
             })
             .collect();
-        Snapshot {
+        Ok(Snapshot {
             version: previous.map_or(1, |p| p.version + 1),
             router: Router::new(routes),
             upstreams,
@@ -82,7 +91,7 @@ impl Snapshot {
             max_request_body: config.max_request_body.0,
             config: config.clone(),
             access_log: None,
-        }
+        })
     }
 
     /// Opens the configured access log, or keeps `previous`'s when its settings did not
@@ -105,4 +114,18 @@ impl Snapshot {
     pub fn live(self) -> Live {
         Arc::new(ArcSwap::from_pointee(self))
     }
+}
+
+/// Compiles every WAF profile the config defines; logs what the engine cannot run (each
+/// such rule by id and file line), which is loaded without it or without that part.
+pub fn compile_waf_profiles(config: &Config) -> Result<Vec<Arc<WafProfile>>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, section) in &config.waf {
+        let profile = WafProfile::compile(name, section).map_err(ConfigError::Waf)?;
+        for problem in &profile.report().problems {
+            log::warn!("waf profile {name}: {problem}");
+        }
+        out.push(Arc::new(profile));
+    }
+    Ok(out)
 }

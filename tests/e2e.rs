@@ -19,5 +19,6 @@ mod e2e {
     mod split;
     mod steady;
     mod upgrade;
+    mod waf;
     mod waf_crs;
 }

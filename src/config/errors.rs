@@ -41,6 +41,9 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    /// A WAF profile's rules could not be read or parsed.
+    #[error("{0}")]
+    Waf(String),
     #[error("{}", render(file, problems))]
     Invalid {
         file: String,
@@ -52,7 +55,7 @@ impl ConfigError {
     /// The problems found, empty when the file could not be read at all.
     pub fn problems(&self) -> &[Problem] {
         match self {
-            ConfigError::Read { .. } | ConfigError::AccessLog { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::AccessLog { .. } | ConfigError::Waf(_) => &[],
             ConfigError::Invalid { problems, .. } => problems,
         }
     }

@@ -20,6 +20,9 @@ pub struct RouteSection {
     pub request_headers: HeaderRewriteSection,
     #[serde(default)]
     pub response_headers: HeaderRewriteSection,
+    /// The WAF profile (a name under `waf:`) that inspects this route's requests.
+    #[serde(default)]
+    pub waf: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -22,7 +22,7 @@ routes:
 "#
     );
     let config = config::parse(&text, "test.yaml").expect("valid config");
-    Snapshot::build(&config)
+    Snapshot::build(&config).expect("snapshot builds")
 }
 
 fn split(snapshot: &Snapshot) -> &Split {
