@@ -3,7 +3,7 @@
 //! detection mode logs and lets through; bodies past the limit are refused or inspected
 //! by prefix; the CRS loads from a directory; decisions are counted in metrics.
 
-use super::harness::{backends, check_config, client, get, wait_until, Origin, Proxy};
+use super::harness::{backends, check_config, client, free_port, get, wait_until, Origin, Proxy};
 use std::time::Duration;
 
 fn crs_dir() -> String {
