@@ -183,12 +183,9 @@ async fn bodies_past_the_limit_are_refused_or_inspected_by_prefix() {
 async fn the_core_rule_set_runs_from_its_directory() {
     let origin = Origin::start("app").await;
     let profile = format!("    crs: {}\n    paranoia: 1\n", crs_dir());
-    let proxy = Proxy::start(&waf_config(
-        &origin,
-        &profile,
-        "admin: { address: \"127.0.0.1:0\" }\n",
-    ))
-    .await;
+    let admin_port = free_port();
+    let admin = format!("admin: {{ address: \"127.0.0.1:{admin_port}\" }}\n");
+    let proxy = Proxy::start(&waf_config(&origin, &profile, &admin)).await;
     let (status, _, body) = get(
         &client(),
         &proxy,
@@ -215,6 +212,21 @@ async fn the_core_rule_set_runs_from_its_directory() {
         || async { proxy.log().contains("949110") },
     )
     .await;
+    let metrics = client()
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "gatehouse_waf_decisions_total{route=\"all\",verdict=\"allow\"} 1",
+        "gatehouse_waf_decisions_total{route=\"all\",verdict=\"block\"} 1",
+        "gatehouse_waf_rule_matches_total{route=\"all\",rule=\"949110\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
 }
 
 #[test]
