@@ -46,6 +46,7 @@ check-config: deps
 ## Criterion benches of the hot paths (route lookup, headers, selection).
 bench: deps
 	$(CARGO) bench --bench hot_paths
+	$(CARGO) bench --bench waf_engine
 
 ## Side by side under load: Gatehouse vs bare Pingora vs nginx (installs nginx and wrk).
 bench-load: deps

@@ -33,6 +33,16 @@ fn main() {
         rules.rules.len(),
         rules.report.problems.len()
     );
+    let rx_links = rules
+        .rules
+        .iter()
+        .flat_map(|r| r.links.iter())
+        .filter(|l| matches!(l.operator, Some(gatehouse::waf::operators::Operator::Rx(_))))
+        .count();
+    println!(
+        "{} of {} regex rule links have a literal prefilter",
+        rules.prefilters.slots, rx_links
+    );
     for p in &rules.report.problems {
         println!("  load: {p}");
     }

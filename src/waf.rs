@@ -14,6 +14,7 @@ pub mod guard;
 pub mod injection;
 pub mod macros;
 pub mod operators;
+pub mod prefilter;
 pub mod profile;
 pub mod ruleset;
 pub mod seclang;

@@ -4,10 +4,13 @@
 
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
+use super::prefilter::{self, Hits, Prefilters};
 use super::ruleset::{Link, Rule, RuleSet, Step};
 use super::targets::Target;
-use super::transaction::{Data, Item, RequestHead, Vars, View};
+use super::targets::{Collection, Selector};
+use super::transaction::{Data, Item, Items, RequestHead, Vars, View};
 use fnv::FnvHashMap;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// A rule whose chain matched.
@@ -37,14 +40,41 @@ enum Scope {
     Tag(String),
 }
 
-/// Cached transformed values: (arena id, chain id) -> result (None: unchanged).
-type Cache = FnvHashMap<(u32, u32), Option<Arc<[u8]>>>;
+/// What is known of one request value under one transformation chain.
+#[derive(Clone, Default)]
+struct Slot {
+    /// None: not computed yet; Some(None): the chain leaves the value unchanged.
+    value: Option<Option<Arc<[u8]>>>,
+    /// None: not scanned yet; Some(None): the chain has no prefilter.
+    hits: Option<Option<Hits>>,
+}
+
+/// Per-transaction memo of transformed values and prefilter scans, by (arena id, chain
+/// id): a value is transformed and scanned once per chain, however many rules read it.
+struct Cache {
+    slots: FnvHashMap<(u32, u32), Slot>,
+}
+
+impl Cache {
+    fn new() -> Cache {
+        Cache {
+            slots: FnvHashMap::with_capacity_and_hasher(64, Default::default()),
+        }
+    }
+
+    fn slot(&mut self, id: u32, chain: u32) -> &mut Slot {
+        self.slots.entry((id, chain)).or_default()
+    }
+}
 
 pub struct Transaction<'r> {
     rules: &'r RuleSet,
     data: Data,
     vars: Vars,
     cache: Cache,
+    /// Prefilter hits of a whole collection under a chain: the union over its values.
+    /// Cleared when the body adds values.
+    unions: FnvHashMap<(Collection, u32), Option<Hits>>,
     mode: EngineMode,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
@@ -71,7 +101,8 @@ impl<'r> Transaction<'r> {
                 body_processor,
                 ..Default::default()
             },
-            cache: Cache::default(),
+            cache: Cache::new(),
+            unions: FnvHashMap::default(),
             mode: rules.settings.mode,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -99,6 +130,7 @@ impl<'r> Transaction<'r> {
                 self.vars.force_body_variable,
                 self.rules.settings.argument_separator,
             );
+            self.unions.clear();
         }
         self.run_phase(2);
         self.interruption.as_ref()
@@ -220,16 +252,13 @@ impl<'r> Transaction<'r> {
             vars: &self.vars,
             rule: Some(rule),
         };
-        let msg = rule
-            .msg
-            .as_ref()
-            .map(|m| m.expand_string(&view))
-            .unwrap_or_default();
-        let data = rule
-            .logdata
-            .as_ref()
-            .map(|m| m.expand_string(&view))
-            .unwrap_or_default();
+        // Messages are for the log: a `nolog` rule's are never expanded.
+        let expand = |m: &Option<super::macros::Macro>| match m {
+            Some(m) if rule.log => m.expand_string(&view),
+            _ => String::new(),
+        };
+        let msg = expand(&rule.msg);
+        let data = expand(&rule.logdata);
         self.fired.push(Fired {
             id: rule.id,
             phase: rule.phase,
@@ -254,7 +283,8 @@ impl<'r> Transaction<'r> {
                 captures: Vec::new(),
             }];
         };
-        let mut exclusions: Vec<&Target> = link.targets.iter().filter(|t| t.exclude).collect();
+        let mut exclusions: SmallVec<[&Target; 4]> =
+            link.targets.iter().filter(|t| t.exclude).collect();
         for (scope, target) in &self.removed_targets {
             let applies = match scope {
                 Scope::Ids(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&rule.id)),
@@ -265,8 +295,30 @@ impl<'r> Transaction<'r> {
             }
         }
         let mut matches = Vec::new();
-        let mut items: Vec<Item> = Vec::new();
+        let mut items = Items::new();
         for target in link.targets.iter().filter(|t| !t.exclude) {
+            // (XML's selectors are XPath: the whole collection is not a superset.)
+            let skippable = !target.count && target.collection != Collection::Xml;
+            if let (Some(slot), true) = (link.prefilter_slot, skippable) {
+                // Skip the whole target when no value in its collection holds the
+                // rule's literals (exclusions only remove values, so this is safe).
+                let key = (target.collection, link.transform_chain);
+                if !self.unions.contains_key(&key) {
+                    let union = collection_hits(
+                        &mut self.cache,
+                        &view,
+                        &self.rules.prefilters,
+                        link,
+                        target.collection,
+                    );
+                    self.unions.insert(key, union);
+                }
+                if let Some(Some(union)) = self.unions.get(&key) {
+                    if !prefilter::has(union, slot) {
+                        continue;
+                    }
+                }
+            }
             items.clear();
             view.collect(target, &exclusions, &mut items);
             if target.count {
@@ -289,19 +341,49 @@ impl<'r> Transaction<'r> {
                 }
                 continue;
             }
+            let capture = link.capture && !link.negated;
             for item in &items {
-                let candidates = transformed(&mut self.cache, item, link);
-                for value in candidates.iter() {
-                    let hit = operator.matches(value, &view, link.capture && !link.negated);
-                    let matched = hit.is_some() != link.negated;
-                    if matched {
-                        matches.push(Match {
-                            name: item.display_name(),
-                            value: value.to_vec(),
-                            captures: hit.unwrap_or_default(),
-                        });
-                        break;
+                if link.multi_match {
+                    for value in every_stage(item, link) {
+                        let hit = operator.matches(&value, &view, capture);
+                        if hit.is_some() != link.negated {
+                            matches.push(Match {
+                                name: item.display_name(),
+                                value,
+                                captures: hit.unwrap_or_default(),
+                            });
+                            break;
+                        }
                     }
+                    continue;
+                }
+                let value = transformed(&mut self.cache, item, link);
+                if let Some(slot) = link.prefilter_slot {
+                    let prefilters = &self.rules.prefilters;
+                    let chain = link.transform_chain;
+                    let possible = match item.cache_id {
+                        Some(id) => self
+                            .cache
+                            .slot(id, chain)
+                            .hits
+                            .get_or_insert_with(|| prefilters.scan(chain, &value))
+                            .as_ref()
+                            .is_none_or(|h| prefilter::has(h, slot)),
+                        None => prefilters
+                            .scan(chain, &value)
+                            .is_none_or(|h| prefilter::has(&h, slot)),
+                    };
+                    if !possible {
+                        continue;
+                    }
+                }
+                let hit = operator.matches(&value, &view, capture);
+                if hit.is_some() != link.negated {
+                    matches.push(Match {
+                        name: item.display_name(),
+                        value: value.to_vec(),
+                        captures: hit.unwrap_or_default(),
+                    });
                 }
             }
         }
@@ -314,15 +396,24 @@ impl<'r> Transaction<'r> {
             vars: &self.vars,
             rule: Some(rule),
         };
-        let name = sv.name.expand_string(&view).to_ascii_lowercase();
+        let name = if sv.name.is_literal() {
+            std::borrow::Cow::Borrowed(sv.name.raw())
+        } else {
+            std::borrow::Cow::Owned(sv.name.expand_string(&view).to_ascii_lowercase())
+        };
         let value = match &sv.op {
             SetVarOp::Delete => {
-                self.vars.tx.remove(&name);
+                self.vars.tx.remove(name.as_ref());
                 return;
             }
             SetVarOp::Set(m) => m.expand(&view).into_owned(),
             SetVarOp::Add(m) | SetVarOp::Sub(m) => {
-                let current = self.vars.tx.get(&name).map(|v| atoi(v)).unwrap_or(0);
+                let current = self
+                    .vars
+                    .tx
+                    .get(name.as_ref())
+                    .map(|v| atoi(v))
+                    .unwrap_or(0);
                 let delta = atoi(&m.expand(&view));
                 let result = if matches!(sv.op, SetVarOp::Add(_)) {
                     current + delta
@@ -332,7 +423,12 @@ impl<'r> Transaction<'r> {
                 result.to_string().into_bytes()
             }
         };
-        self.vars.tx.insert(name, value);
+        match self.vars.tx.get_mut(name.as_ref()) {
+            Some(slot) => *slot = value,
+            None => {
+                self.vars.tx.insert(name.into_owned(), value);
+            }
+        }
     }
 
     fn ctl(&mut self, ctl: &Ctl) {
@@ -353,29 +449,34 @@ impl<'r> Transaction<'r> {
     }
 }
 
-/// The values the operator sees for one item: the fully transformed value, or with
-/// `multiMatch` the value before and after each transformation that changed it.
-fn transformed(cache: &mut Cache, item: &Item, link: &Link) -> Vec<Arc<[u8]>> {
-    if link.transforms.is_empty() {
-        return vec![Arc::from(item.value.as_ref())];
-    }
-    if link.multi_match {
-        let mut out: Vec<Arc<[u8]>> = vec![Arc::from(item.value.as_ref())];
-        let mut current: Vec<u8> = item.value.to_vec();
-        for t in &link.transforms {
-            if let Some(next) = t.apply(&current) {
-                current = next;
-                out.push(Arc::from(current.as_slice()));
-            }
+/// A value the operator sees: the item's own bytes, or a (cached) transformed copy.
+enum Val<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Arc<[u8]>),
+}
+
+impl std::ops::Deref for Val<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Val::Borrowed(b) => b,
+            Val::Shared(a) => a,
         }
-        return out;
     }
-    let key = item.cache_id.map(|id| (id, link.transform_chain));
-    if let Some(key) = key {
-        if let Some(hit) = cache.get(&key) {
-            return vec![hit
-                .clone()
-                .unwrap_or_else(|| Arc::from(item.value.as_ref()))];
+}
+
+/// The fully transformed value of an item: borrowed when no transformation changes it,
+/// cached per (value, transformation chain) for request data.
+fn transformed<'a>(cache: &mut Cache, item: &'a Item, link: &Link) -> Val<'a> {
+    if link.transforms.is_empty() {
+        return Val::Borrowed(item.value.as_ref());
+    }
+    if let Some(id) = item.cache_id {
+        if let Some(known) = &cache.slot(id, link.transform_chain).value {
+            return match known {
+                Some(v) => Val::Shared(v.clone()),
+                None => Val::Borrowed(item.value.as_ref()),
+            };
         }
     }
     let mut current: Option<Vec<u8>> = None;
@@ -386,10 +487,59 @@ fn transformed(cache: &mut Cache, item: &Item, link: &Link) -> Vec<Arc<[u8]>> {
         }
     }
     let result: Option<Arc<[u8]>> = current.map(Arc::from);
-    if let Some(key) = key {
-        cache.insert(key, result.clone());
+    if let Some(id) = item.cache_id {
+        cache.slot(id, link.transform_chain).value = Some(result.clone());
     }
-    vec![result.unwrap_or_else(|| Arc::from(item.value.as_ref()))]
+    match result {
+        Some(v) => Val::Shared(v),
+        None => Val::Borrowed(item.value.as_ref()),
+    }
+}
+
+/// The union of the prefilter hits of every value in `collection` under `link`'s chain;
+/// None when some value cannot be known in advance (then every rule runs).
+fn collection_hits(
+    cache: &mut Cache,
+    view: &View,
+    prefilters: &Prefilters,
+    link: &Link,
+    collection: Collection,
+) -> Option<Hits> {
+    let all = Target {
+        collection,
+        selector: Selector::All,
+        count: false,
+        exclude: false,
+    };
+    let mut items = Items::new();
+    view.collect(&all, &[], &mut items);
+    let chain = link.transform_chain;
+    let mut union = vec![0u64; (prefilters.slots as usize).div_ceil(64)].into_boxed_slice();
+    for item in &items {
+        let id = item.cache_id?;
+        let value = transformed(cache, item, link);
+        let hits = cache
+            .slot(id, chain)
+            .hits
+            .get_or_insert_with(|| prefilters.scan(chain, &value))
+            .as_ref()?;
+        for (u, h) in union.iter_mut().zip(hits.iter()) {
+            *u |= h;
+        }
+    }
+    Some(union)
+}
+
+/// With `multiMatch`: the value before and after each transformation that changed it.
+fn every_stage(item: &Item, link: &Link) -> Vec<Vec<u8>> {
+    let mut out = vec![item.value.to_vec()];
+    for t in &link.transforms {
+        let last = out.last().map(Vec::as_slice).unwrap_or(b"");
+        if let Some(next) = t.apply(last) {
+            out.push(next);
+        }
+    }
+    out
 }
 
 /// The body processor ModSecurity's recommended setup picks for a Content-Type.

@@ -58,7 +58,7 @@ pub fn build_regex(pattern: &str) -> Result<Regex, String> {
 /// PCRE without UTF mode reads `\x{e2}` as the byte 0xE2; the regex crate reads it as
 /// the code point U+00E2 even with Unicode off. Rewrite the one- and two-digit forms to
 /// `\xE2`, which it reads as a byte.
-fn byte_escapes(pattern: &str) -> String {
+pub fn byte_escapes(pattern: &str) -> String {
     let b = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len());
     let mut i = 0;
@@ -150,6 +150,10 @@ impl Operator {
         let yes = |c: Captures| Some(c);
         match self {
             Operator::Rx(re) => {
+                // The lazy DFA answers "does it match" fast; groups only for a match.
+                if !re.is_match(value) {
+                    return None;
+                }
                 if capture {
                     let caps = re.captures(value)?;
                     yes((0..caps.len().min(10))
@@ -160,7 +164,7 @@ impl Operator {
                         })
                         .collect())
                 } else {
-                    re.is_match(value).then(Vec::new)
+                    Some(Vec::new())
                 }
             }
             Operator::Pm(ac) => {

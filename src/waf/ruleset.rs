@@ -6,6 +6,7 @@
 use super::actions::{parse_id_ranges, Actions, Ctl, Disruptive, EngineMode, SetVar};
 use super::macros::Macro;
 use super::operators::Operator;
+use super::prefilter::{required_literals, Prefilters};
 use super::seclang::Directive;
 use super::targets::{parse_targets, Target};
 use super::transforms::Transform;
@@ -28,6 +29,8 @@ pub struct Link {
     pub capture: bool,
     pub setvars: Vec<SetVar>,
     pub ctls: Vec<Ctl>,
+    /// Slot in [`RuleSet::prefilters`] when the operator is a regex with required literals.
+    pub prefilter_slot: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -137,6 +140,7 @@ pub struct RuleSet {
     pub phases: [Vec<Step>; 6],
     pub defaults: [DefaultAction; 6],
     pub chains: Vec<Vec<Transform>>,
+    pub prefilters: Prefilters,
     pub settings: EngineSettings,
     pub report: LoadReport,
 }
@@ -483,6 +487,7 @@ impl Builder {
             capture: actions.capture,
             setvars: actions.setvars.clone(),
             ctls: actions.ctls.clone(),
+            prefilter_slot: None,
         })
     }
 
@@ -517,8 +522,25 @@ impl Builder {
                 }
             }
         }
+        let mut entries = Vec::new();
+        for rule in &mut self.rules {
+            for link in &mut rule.links {
+                let Some(Operator::Rx(re)) = &link.operator else {
+                    continue;
+                };
+                if link.negated || link.multi_match {
+                    continue;
+                }
+                if let Some(literals) = required_literals(re.as_str()) {
+                    link.prefilter_slot = Some(entries.len() as u32);
+                    entries.push((link.transform_chain, literals));
+                }
+            }
+        }
+        let prefilters = Prefilters::build(self.chain_list.len(), &entries);
         RuleSet {
             rules: self.rules,
+            prefilters,
             phases,
             defaults: self.defaults,
             chains: self.chain_list,

@@ -307,6 +307,9 @@ impl Item<'_> {
     }
 }
 
+/// The values of one target; most targets yield a handful, kept on the stack.
+pub type Items<'a> = smallvec::SmallVec<[Item<'a>; 16]>;
+
 /// A read-only view of the transaction for collecting targets and expanding macros.
 pub struct View<'a> {
     pub data: &'a Data,
@@ -316,7 +319,7 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     /// The values `target` selects, minus `exclusions` of the same collection.
-    pub fn collect(&self, target: &Target, exclusions: &[&Target], out: &mut Vec<Item<'a>>) {
+    pub fn collect(&self, target: &Target, exclusions: &[&Target], out: &mut Items<'a>) {
         use Collection::*;
         let c = target.collection;
         let d = self.data;
@@ -325,7 +328,7 @@ impl<'a> View<'a> {
                 .iter()
                 .any(|x| x.collection == c && x.selector.accepts(key))
         };
-        let keyed = |entries: &'a [Entry], names: bool, out: &mut Vec<Item<'a>>| {
+        let keyed = |entries: &'a [Entry], names: bool, out: &mut Items<'a>| {
             for e in entries {
                 let key = d.get(e.key);
                 if !target.selector.accepts(key) || excluded(key) {
@@ -362,6 +365,19 @@ impl<'a> View<'a> {
             FilesSizes => keyed(&d.files_sizes, false, out),
             MultipartPartHeaders => keyed(&d.part_headers, false, out),
             Tx => {
+                if let Selector::Key(k) = &target.selector {
+                    if let Some((k, v)) = self.vars.tx.get_key_value(k.as_str()) {
+                        if !excluded(k.as_bytes()) {
+                            out.push(Item {
+                                collection: c,
+                                key: Cow::Borrowed(k.as_bytes()),
+                                value: Cow::Borrowed(v),
+                                cache_id: None,
+                            });
+                        }
+                    }
+                    return;
+                }
                 for (k, v) in &self.vars.tx {
                     if target.selector.accepts(k.as_bytes()) && !excluded(k.as_bytes()) {
                         out.push(Item {
@@ -474,7 +490,7 @@ impl MacroSource for View<'_> {
             count: false,
             exclude: false,
         };
-        let mut items = Vec::new();
+        let mut items = Items::new();
         self.collect(&target, &[], &mut items);
         items
             .into_iter()

@@ -1,0 +1,120 @@
+//! Criterion benches of the WAF engine on whole requests, through the same profile
+//! compiler the proxy uses: CRS 4 at paranoia 1 (from `../shared/corpora/crs`, or
+//! `GATEHOUSE_CRS_DIR`) and the embedded rule set, on a benign browser GET with query
+//! arguments and a cookie, a benign 2 KB form POST, and an SQL-injection attack.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gatehouse::config;
+use gatehouse::waf::profile::WafProfile;
+use gatehouse::waf::{RequestHead, Transaction};
+use std::hint::black_box;
+
+// As in the gatehouse binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn profile(crs: Option<&str>) -> WafProfile {
+    let text = match crs {
+        Some(dir) => format!("crs: {dir}\nparanoia: 1\n"),
+        None => "paranoia: 1\n".to_string(),
+    };
+    let section: config::waf::WafProfileSection = serde_yaml::from_str(&text).expect("profile");
+    WafProfile::compile("bench", &section).expect("compiles")
+}
+
+fn browser_headers(extra: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("host", "shop.example.com"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("accept-language", "en-US,en;q=0.5"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("referer", "https://shop.example.com/catalog?page=1"),
+        (
+            "cookie",
+            "session=3f9a1c2e7b5d4a60; theme=dark; _ga=GA1.2.1234567890.1700000000",
+        ),
+    ];
+    headers.extend_from_slice(extra);
+    headers
+        .into_iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn head(method: &str, uri: &str, extra: &[(&str, &str)]) -> RequestHead {
+    RequestHead {
+        method: method.into(),
+        uri: uri.as_bytes().to_vec(),
+        protocol: "HTTP/1.1".into(),
+        headers: browser_headers(extra),
+        remote_addr: "203.0.113.7".into(),
+        remote_port: 51234,
+        server_port: 443,
+        unique_id: "bench".into(),
+    }
+}
+
+fn run(profile: &WafProfile, head: &RequestHead, body: &[u8]) -> bool {
+    let mut tx = Transaction::new(&profile.rules, head.clone());
+    tx.process_request_headers();
+    tx.process_request_body(body);
+    tx.interruption().is_some()
+}
+
+fn engine(c: &mut Criterion) {
+    let crs_dir = std::env::var("GATEHOUSE_CRS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora/crs").into());
+    let form: String = (0..20)
+        .map(|i| format!("field{i}=some+ordinary+text+value+number+{i:04}+with+words"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let form = &form[..form.len().min(2048)];
+    let get = head(
+        "GET",
+        "/products/list?category=shoes&size=42&sort=price_asc",
+        &[],
+    );
+    let post = head(
+        "POST",
+        "/account/profile",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-length", &form.len().to_string()),
+        ],
+    );
+    let attack = head(
+        "GET",
+        "/products/list?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+        &[],
+    );
+    for (name, p) in [
+        ("crs-pl1", profile(Some(&crs_dir))),
+        ("embedded", profile(None)),
+    ] {
+        assert!(!run(&p, &get, b""), "{name}: benign GET passes");
+        assert!(
+            !run(&p, &post, form.as_bytes()),
+            "{name}: benign POST passes"
+        );
+        assert!(run(&p, &attack, b""), "{name}: attack blocked");
+        c.bench_function(&format!("waf/{name}/benign-get"), |b| {
+            b.iter(|| run(&p, black_box(&get), b""))
+        });
+        c.bench_function(&format!("waf/{name}/form-post-2k"), |b| {
+            b.iter(|| run(&p, black_box(&post), form.as_bytes()))
+        });
+        c.bench_function(&format!("waf/{name}/sqli-get"), |b| {
+            b.iter(|| run(&p, black_box(&attack), b""))
+        });
+    }
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);

@@ -1,0 +1,150 @@
+//! Literal prefilters: most rules cannot match most values, and one Aho-Corasick pass
+//! proves it for many rules at once. For every `@rx` whose matches must start (or end)
+//! with one of a finite set of literals, the literals go into one automaton per
+//! transformation chain; a value transformed by that chain is scanned once, and each
+//! rule whose literals are absent is skipped without running its regex.
+
+use super::operators::byte_escapes;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+
+/// The literals every match of `pattern` starts with (or, failing that, ends with),
+/// lower-cased; None when there is no such finite set (the rule always runs its regex).
+pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .build()
+        .parse(&byte_escapes(pattern))
+        .ok()?;
+    let mut best: Option<Vec<Vec<u8>>> = None;
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let mut extractor = Extractor::new();
+        extractor
+            .kind(kind)
+            .limit_class(16)
+            .limit_repeat(8)
+            .limit_literal_len(32)
+            .limit_total(4096);
+        let seq = extractor.extract(&hir);
+        let Some(literals) = seq.literals() else {
+            continue;
+        };
+        let mut lower: Vec<Vec<u8>> = literals
+            .iter()
+            .map(|l| l.as_bytes().to_ascii_lowercase())
+            .collect();
+        lower.sort();
+        lower.dedup();
+        if lower.is_empty() || lower.iter().any(Vec::is_empty) {
+            continue;
+        }
+        let min = |v: &Vec<Vec<u8>>| v.iter().map(Vec::len).min().unwrap_or(0);
+        if best.as_ref().is_none_or(|b| min(&lower) > min(b)) {
+            best = Some(lower);
+        }
+    }
+    best
+}
+
+/// The automaton of one transformation chain: pattern i belongs to rule slot `slot_of[i]`.
+#[derive(Debug)]
+pub struct ChainPrefilter {
+    ac: AhoCorasick,
+    slot_of: Vec<u32>,
+}
+
+/// All prefilters of a rule set, by transformation chain id.
+#[derive(Debug, Default)]
+pub struct Prefilters {
+    chains: Vec<Option<ChainPrefilter>>,
+    /// Number of slots (rule links with a prefilter).
+    pub slots: u32,
+}
+
+/// Which slots' literals a value contains.
+pub type Hits = Box<[u64]>;
+
+impl Prefilters {
+    /// `entries`: (chain id, literals) per slot, slot = index.
+    pub fn build(chains: usize, entries: &[(u32, Vec<Vec<u8>>)]) -> Prefilters {
+        let mut per_chain: Vec<(Vec<Vec<u8>>, Vec<u32>)> = vec![(Vec::new(), Vec::new()); chains];
+        for (slot, (chain, literals)) in entries.iter().enumerate() {
+            let (pats, slots) = &mut per_chain[*chain as usize];
+            for lit in literals {
+                pats.push(lit.clone());
+                slots.push(slot as u32);
+            }
+        }
+        let chains = per_chain
+            .into_iter()
+            .map(|(pats, slot_of)| {
+                if pats.is_empty() {
+                    return None;
+                }
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&pats)
+                    .ok()
+                    .map(|ac| ChainPrefilter { ac, slot_of })
+            })
+            .collect();
+        Prefilters {
+            chains,
+            slots: entries.len() as u32,
+        }
+    }
+
+    /// Scans a value transformed by `chain`; None when the chain has no prefilter.
+    pub fn scan(&self, chain: u32, value: &[u8]) -> Option<Hits> {
+        let pf = self.chains.get(chain as usize)?.as_ref()?;
+        let mut hits = vec![0u64; (self.slots as usize).div_ceil(64)].into_boxed_slice();
+        for m in pf.ac.find_overlapping_iter(value) {
+            let slot = pf.slot_of[m.pattern().as_usize()] as usize;
+            hits[slot / 64] |= 1 << (slot % 64);
+        }
+        Some(hits)
+    }
+}
+
+pub fn has(hits: &[u64], slot: u32) -> bool {
+    let slot = slot as usize;
+    hits.get(slot / 64)
+        .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_required_literals() {
+        let lits = required_literals(r"(?i)(?:union\s+select|benchmark\s*\()").expect("finite");
+        assert!(lits.contains(&b"union".to_vec()) || lits.iter().any(|l| l.starts_with(b"union")));
+        assert!(
+            required_literals(r"^.*").is_none(),
+            "matches anything: no prefilter"
+        );
+        assert!(
+            required_literals(r"\w+").is_none(),
+            "no literal in a class run"
+        );
+    }
+
+    #[test]
+    fn scans_mark_rules_whose_literals_appear() {
+        let p = Prefilters::build(
+            1,
+            &[
+                (0, vec![b"select".to_vec()]),
+                (0, vec![b"<script".to_vec(), b"onerror".to_vec()]),
+            ],
+        );
+        let hits = p.scan(0, b"x ONERROR=1").expect("chain has a prefilter");
+        assert!(!has(&hits, 0));
+        assert!(has(&hits, 1));
+    }
+}
