@@ -21,4 +21,5 @@ mod e2e {
     mod upgrade;
     mod waf;
     mod waf_crs;
+    mod waf_libinjection;
 }
