@@ -4,6 +4,8 @@
 //! `make waf-eval` (examples/waf_eval.rs) and by the conformance test; nothing in the
 //! proxy depends on it.
 
+pub mod through_proxy;
+
 use super::engine::Transaction;
 use super::ruleset::RuleSet;
 use super::transaction::RequestHead;
@@ -162,7 +164,7 @@ pub fn build_raw(input: &Value) -> Vec<u8> {
     let has = |headers: &[(String, String)], name: &str| {
         headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
     };
-    let mut data = text(&input["data"]).unwrap_or_default().into_bytes();
+    let mut data = expand_templates(&text(&input["data"]).unwrap_or_default()).into_bytes();
     let multipart = headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("content-type") && v.to_ascii_lowercase().contains("multipart/")
     });
@@ -198,6 +200,32 @@ pub fn build_raw(input: &Value) -> Vec<u8> {
     raw.extend_from_slice(b"\r\n");
     raw.extend_from_slice(&data);
     raw
+}
+
+/// go-ftw renders `data` as a template; the suite uses one function of it,
+/// `{{ "1" | repeat 64200 }}`. Anything else between braces is payload and kept.
+fn expand_templates(data: &str) -> String {
+    let mut out = String::with_capacity(data.len());
+    let mut rest = data;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + len].trim();
+        let repeat = inner.split_once('|').and_then(|(text, f)| {
+            let text = text.trim().strip_prefix('"')?.strip_suffix('"')?;
+            let n: usize = f.trim().strip_prefix("repeat")?.trim().parse().ok()?;
+            Some(text.repeat(n))
+        });
+        out.push_str(&rest[..start]);
+        match repeat {
+            Some(expanded) => out.push_str(&expanded),
+            None => out.push_str(&rest[start..start + len + 2]),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Splits raw request bytes into what the engine sees behind an HTTP/1.1 front end: the
@@ -343,6 +371,14 @@ pub fn known_cause(stage: &str) -> Option<&'static str> {
     })
 }
 
+/// The paranoia level of a CRS rule (its `paranoia-level/N` tag), if it has one.
+pub fn paranoia_of(rules: &RuleSet, id: u32) -> Option<u8> {
+    rules.rule_by_id(id)?.tags.iter().find_map(|t| {
+        t.strip_prefix("paranoia-level/")
+            .and_then(|n| n.parse().ok())
+    })
+}
+
 /// Loads the CRS at `crs_dir` (setup example + rules) at a paranoia level.
 pub fn load_crs(crs_dir: &Path, paranoia: u8, extra: &str) -> Result<RuleSet, String> {
     let crs_dir = &crs_dir
@@ -378,6 +414,15 @@ mod tests {
         assert_eq!(head.protocol, "HTTP/1.1");
         assert_eq!(head.headers.len(), 4);
         assert_eq!(body, b"a=1");
+    }
+
+    #[test]
+    fn expands_go_ftw_repeat_templates_only() {
+        assert_eq!(expand_templates("a{{ \"1\" | repeat 3 }}b"), "a111b");
+        assert_eq!(
+            expand_templates("{{constructor.x()}}"),
+            "{{constructor.x()}}"
+        );
     }
 
     #[test]

@@ -23,6 +23,16 @@ impl WafProfile {
     /// Compiles a profile. Rules the engine cannot run are in the returned report (and
     /// logged by the caller); a file that cannot be read or parsed is an error.
     pub fn compile(name: &str, section: &WafProfileSection) -> Result<WafProfile, String> {
+        // `Include` paths resolve against the including file: make them absolute first.
+        let absolute = |p: &String| {
+            std::fs::canonicalize(p)
+                .map(|a| a.display().to_string())
+                .unwrap_or_else(|_| p.clone())
+        };
+        let mut resolved = section.clone();
+        resolved.crs = section.crs.as_ref().map(absolute);
+        resolved.crs_setup = section.crs_setup.as_ref().map(absolute);
+        let section = &resolved;
         let text = directives(section);
         let origin = match &section.crs {
             Some(dir) => Path::new(dir).join("gatehouse-profile.conf"),

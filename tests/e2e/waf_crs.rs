@@ -68,3 +68,37 @@ fn crs_regression_suite_by_rule_id_at_paranoia_4() {
         "failures without a known cause (see make waf-eval): {unexplained:?}"
     );
 }
+
+/// (b) by outcome through the real binary at paranoia 1: the benign stages pass (but the
+/// three that upload a PHP file), and the attacks of paranoia-1 rules are blocked at
+/// least as often as nginx + ModSecurity 3.0.9 block them with the same rules
+/// (2,160 of 2,218).
+#[test]
+fn crs_attacks_are_blocked_through_the_proxy_at_paranoia_1() {
+    use gatehouse::waf::conformance::through_proxy::{evaluate, spawn_origin, start_proxy};
+    let dir = crs_dir();
+    let pl1 = load_crs(&dir, 1, "").expect("CRS loads");
+    let stages = load_stages(&dir.join("tests/regression/tests")).expect("tests read");
+    let origin = spawn_origin().expect("origin");
+    let proxy = start_proxy(
+        std::path::Path::new(env!("CARGO_BIN_EXE_gatehouse")),
+        &dir,
+        1,
+        origin,
+    )
+    .expect("proxy starts");
+    let report = evaluate(proxy.addr, &stages, &pl1);
+    assert_eq!(report.benign, 38);
+    assert_eq!(
+        report.benign_blocked,
+        vec!["922130-3", "922130-5", "922130-6"],
+        "only the PHP uploads among the benign stages are blocked"
+    );
+    let (blocked, total) = report.blocked();
+    assert_eq!(total, 2218, "the stages of paranoia-1 rules");
+    assert!(
+        blocked >= 2160,
+        "blocked {blocked}/{total}; missed: {:?}",
+        report.missed
+    );
+}

@@ -687,8 +687,7 @@ impl<'a> State<'a> {
         }
         if pos < slen && matches!(s[pos], b'd' | b'D' | b'f' | b'F') {
             // "1.2f" at the end, before white space or ';', or before a U ("1fUNION").
-            if pos + 1 == slen || is_white(s[pos + 1]) || matches!(s[pos + 1], b';' | b'u' | b'U')
-            {
+            if pos + 1 == slen || is_white(s[pos + 1]) || matches!(s[pos + 1], b';' | b'u' | b'U') {
                 pos += 1;
             }
         }
