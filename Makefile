@@ -50,7 +50,7 @@ bench: deps
 
 ## Side by side under load: Gatehouse vs bare Pingora vs nginx (installs nginx and wrk).
 bench-load: deps
-	@missing=""; for p in nginx wrk util-linux; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in nginx wrk util-linux libnginx-mod-http-modsecurity; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi

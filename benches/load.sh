@@ -9,7 +9,11 @@
 # (utime+stime of all the proxy's processes from /proc, over the run, divided by the
 # requests wrk completed); then the ratios, as medians over rounds.
 #
-# Usage: benches/load.sh [SCENARIO...]   (scenarios: passthrough edge; default: both)
+# Usage: benches/load.sh [SCENARIO...]   (scenarios: passthrough edge waf waf-post;
+#        default: all)
+# waf / waf-post: a benign browser GET with query arguments and a cookie / a 2 KB form
+# POST, through Gatehouse with the WAF off, Gatehouse with CRS 4 at paranoia 1, and nginx
+# with ModSecurity v3 and the same CRS (CRS_DIR, default ../shared/corpora/crs).
 # Environment: ROUNDS (5), DURATION seconds per run (4), CONNECTIONS (16), BIN_DIR,
 # GATEHOUSE_SERVER_EXTRA (extra `server:` keys for a tuning experiment, e.g.
 # ", work_stealing: true").
@@ -21,8 +25,9 @@ CONNECTIONS=${CONNECTIONS:-16}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=${BIN_DIR:-$ROOT/target/release}
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(passthrough edge)
-PROXIES=(gatehouse bare-pingora nginx)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(passthrough edge waf waf-post)
+CRS_DIR=$(cd "${CRS_DIR:-$ROOT/../shared/corpora/crs}" && pwd)
+MODSEC_MODULE=${MODSEC_MODULE:-/usr/lib/nginx/modules/ngx_http_modsecurity_module.so}
 LOAD_CORE=0
 PROXY_CORE=1
 
@@ -122,8 +127,8 @@ EOF
     done
 }
 
-start_gatehouse() { # scenario port
-    local dir="$WORK/gatehouse-$1"
+start_gatehouse() { # scenario port [waf]
+    local dir="$WORK/gatehouse-$1${3:+-waf}"
     mkdir -p "$dir"
     {
         cat <<EOF
@@ -140,6 +145,9 @@ EOF
             echo "access_log: { path: $dir/access.log, format: combined }"
             echo "routes:"
             edge_routes_yaml
+        elif [ -n "${3:-}" ]; then
+            echo "waf: { crs: { crs: \"$CRS_DIR\", paranoia: 1 } }"
+            echo "routes: [ { name: all, upstream: app, waf: crs } ]"
         else
             echo "routes: [ { name: all, upstream: app } ]"
         fi
@@ -154,10 +162,22 @@ start_bare() { # scenario port
     echo $!
 }
 
-start_nginx() { # scenario port
-    local dir="$WORK/nginx-$1"
+start_nginx() { # scenario port [modsecurity]
+    local dir="$WORK/nginx-$1${3:+-modsec}"
     mkdir -p "$dir"
     {
+        if [ -n "${3:-}" ]; then
+            echo "load_module $MODSEC_MODULE;"
+            {
+                echo "SecRuleEngine On"
+                echo "SecRequestBodyAccess On"
+                echo "SecRequestBodyLimit 13107200"
+                echo "SecRequestBodyNoFilesLimit 131072"
+                echo "Include $CRS_DIR/crs-setup.conf.example"
+                echo 'SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=1"'
+                echo "Include $CRS_DIR/rules/*.conf"
+            } >"$dir/modsec.conf"
+        fi
         cat <<EOF
 worker_processes 1;
 daemon off;
@@ -193,6 +213,11 @@ EOF
     proxy_hide_header X-Powered-By;
 EOF
             edge_nginx_servers "$2"
+        elif [ -n "${3:-}" ]; then
+            echo "    access_log off;"
+            echo "    modsecurity on;"
+            echo "    modsecurity_rules_file $dir/modsec.conf;"
+            echo "    server { listen 127.0.0.1:$2; location / { proxy_pass http://app; } }"
         else
             echo "    access_log off;"
             echo "    server { listen 127.0.0.1:$2; location / { proxy_pass http://app; } }"
@@ -203,12 +228,32 @@ EOF
     echo $!
 }
 
+# The WAF scenarios' requests: a browser's headers and cookie; the POST's 2 KB form.
+{
+    echo 'wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"'
+    echo 'wrk.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"'
+    echo 'wrk.headers["Accept-Language"] = "en-US,en;q=0.5"'
+    echo 'wrk.headers["Accept-Encoding"] = "gzip, deflate, br"'
+    echo 'wrk.headers["Referer"] = "https://shop.example.com/catalog?page=1"'
+    echo 'wrk.headers["Cookie"] = "session=3f9a1c2e7b5d4a60; theme=dark; _ga=GA1.2.1234567890.1700000000"'
+} >"$WORK/browser.lua"
+{
+    cat "$WORK/browser.lua"
+    echo 'wrk.method = "POST"'
+    echo 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"'
+    printf 'wrk.body = "'
+    for i in $(seq 0 19); do
+        printf 'field%d=some+ordinary+text+value+number+%04d+with+words+and+more+words+here+to+fill&' "$i" "$i"
+    done | head -c 2048
+    echo '"'
+} >"$WORK/form-post.lua"
+
 # wrk against a port; prints "requests rps p50_us p99_us"
-run_wrk() { # port seconds host
+run_wrk() { # port seconds host path [script]
     local out
     out=$(taskset -c $LOAD_CORE wrk -t1 -c"$CONNECTIONS" -d"$2s" --latency \
         -H "Host: $3" -H "X-Forwarded-For: 203.0.113.7" -H "User-Agent: Mozilla/5.0 bench" \
-        -H "Cookie: theme=dark; gh_variant=4242" \
+        -H "Cookie: theme=dark; gh_variant=4242" ${5:+-s "$5"} \
         "http://127.0.0.1:$1$4")
     awk '
         function us(v) {
@@ -232,29 +277,42 @@ echo "rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS; proxy pinne
 echo
 
 for scenario in "${SCENARIOS[@]}"; do
+    script=""
+    PROXIES=(gatehouse bare-pingora nginx)
     case $scenario in
         passthrough) host=localhost; path=/ ;;
         edge) host=site9.example.com; path=/api/v1/users/42 ;;
-        *) die "unknown scenario $scenario (passthrough, edge)" ;;
+        waf | waf-post)
+            host=shop.example.com
+            path='/products/list?category=shoes&size=42&sort=price_asc'
+            script=$WORK/browser.lua
+            if [ "$scenario" = waf-post ]; then path=/account/profile; script=$WORK/form-post.lua; fi
+            [ -r "$MODSEC_MODULE" ] ||
+                die "nginx's ModSecurity module is missing (make bench-load installs libnginx-mod-http-modsecurity)"
+            PROXIES=(gatehouse gatehouse-waf nginx-modsec)
+            ;;
+        *) die "unknown scenario $scenario (passthrough, edge, waf, waf-post)" ;;
     esac
     declare -A PORT PID
     for proxy in "${PROXIES[@]}"; do
         PORT[$proxy]=$(free_port)
         case $proxy in
             gatehouse) PID[$proxy]=$(start_gatehouse "$scenario" "${PORT[$proxy]}") ;;
+            gatehouse-waf) PID[$proxy]=$(start_gatehouse "$scenario" "${PORT[$proxy]}" waf) ;;
             bare-pingora) PID[$proxy]=$(start_bare "$scenario" "${PORT[$proxy]}") ;;
             nginx) PID[$proxy]=$(start_nginx "$scenario" "${PORT[$proxy]}") ;;
+            nginx-modsec) PID[$proxy]=$(start_nginx "$scenario" "${PORT[$proxy]}" modsec) ;;
         esac
         PIDS+=("${PID[$proxy]}")
         wait_port "${PORT[$proxy]}"
-        run_wrk "${PORT[$proxy]}" 1 "$host" "$path" >/dev/null # warm up
+        run_wrk "${PORT[$proxy]}" 1 "$host" "$path" "$script" >/dev/null # warm up
     done
     results="$WORK/results-$scenario"
     : >"$results"
     for round in $(seq 1 "$ROUNDS"); do
         for proxy in "${PROXIES[@]}"; do
             before=$(cpu_ticks "${PID[$proxy]}")
-            read -r req rps p50 p99 <<<"$(run_wrk "${PORT[$proxy]}" "$DURATION" "$host" "$path")"
+            read -r req rps p50 p99 <<<"$(run_wrk "${PORT[$proxy]}" "$DURATION" "$host" "$path" "$script")"
             after=$(cpu_ticks "${PID[$proxy]}")
             [ "$req" -gt 0 ] || die "$proxy served nothing in $scenario; see $WORK"
             cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.2f", t * 1000000 / hz / n }')
@@ -263,7 +321,7 @@ for scenario in "${SCENARIOS[@]}"; do
     done
     for proxy in "${PROXIES[@]}"; do kill -INT "${PID[$proxy]}" 2>/dev/null || true; done
 
-    echo "== scenario: $scenario (GET http://$host$path) =="
+    echo "== scenario: $scenario (${script:+$(basename "$script" .lua) }http://$host$path) =="
     printf "%-14s %12s %10s %10s %14s\n" proxy "requests/s" "p50 (us)" "p99 (us)" "CPU us/req"
     declare -A CPU
     for proxy in "${PROXIES[@]}"; do
@@ -277,7 +335,12 @@ for scenario in "${SCENARIOS[@]}"; do
             $2 == a { x[$1] = $6 } $2 == b { y[$1] = $6 }
             END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$results" | median
     }
-    printf "ratio CPU/request  gatehouse/bare-pingora: %.3f   gatehouse/nginx: %.3f   (medians of per-round ratios)\n\n" \
-        "$(ratio gatehouse bare-pingora)" "$(ratio gatehouse nginx)"
+    if [ "${PROXIES[1]}" = gatehouse-waf ]; then
+        printf "ratio CPU/request  gatehouse-waf/gatehouse: %.3f   nginx-modsec/gatehouse-waf: %.1f   (medians of per-round ratios)\n\n" \
+            "$(ratio gatehouse-waf gatehouse)" "$(ratio nginx-modsec gatehouse-waf)"
+    else
+        printf "ratio CPU/request  gatehouse/bare-pingora: %.3f   gatehouse/nginx: %.3f   (medians of per-round ratios)\n\n" \
+            "$(ratio gatehouse bare-pingora)" "$(ratio gatehouse nginx)"
+    fi
     unset PORT PID CPU
 done

@@ -76,8 +76,11 @@ pub fn byte_escapes(pattern: &str) -> String {
                     continue;
                 }
             }
-            out.push_str(&pattern[i..i + 2]);
-            i += 2;
+            // Any other escape is kept whole (the escaped character may be multi-byte).
+            let escaped = pattern[i + 1..].chars().next().unwrap_or('\\');
+            out.push('\\');
+            out.push(escaped);
+            i += 1 + escaped.len_utf8();
             continue;
         }
         let ch = pattern[i..].chars().next().unwrap_or('\0');
@@ -358,6 +361,8 @@ mod tests {
             byte_escapes(r"\\x{e2}\x{9}\x{2019}"),
             r"\\x{e2}\x09\x{2019}"
         );
+        // Found by fuzzing: an escaped multi-byte character.
+        assert_eq!(byte_escapes("a\\\u{e9}b"), "a\\\u{e9}b");
     }
 
     #[test]
