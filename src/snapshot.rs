@@ -50,6 +50,11 @@ impl Snapshot {
     /// WAF profiles are compiled anew, so edited rule files take effect on reload.
     pub fn build_after(config: &Config, previous: Option<&Snapshot>) -> Result<Self, ConfigError> {
         let wafs = compile_waf_profiles(config)?;
+        for profile in &wafs {
+            for problem in &profile.report().problems {
+                log::warn!("waf profile {}: {problem}", profile.name);
+            }
+        }
         let upstreams = UpstreamSet::from_config(&config.upstreams, previous.map(|p| &p.upstreams));
         let now = Instant::now();
         let routes = config
@@ -116,15 +121,13 @@ impl Snapshot {
     }
 }
 
-/// Compiles every WAF profile the config defines; logs what the engine cannot run (each
-/// such rule by id and file line), which is loaded without it or without that part.
+/// Compiles every WAF profile the config defines. What the engine cannot run is in each
+/// profile's report (by rule id and file line); it is loaded without it, or without that
+/// part.
 pub fn compile_waf_profiles(config: &Config) -> Result<Vec<Arc<WafProfile>>, ConfigError> {
     let mut out = Vec::new();
     for (name, section) in &config.waf {
         let profile = WafProfile::compile(name, section).map_err(ConfigError::Waf)?;
-        for problem in &profile.report().problems {
-            log::warn!("waf profile {name}: {problem}");
-        }
         out.push(Arc::new(profile));
     }
     Ok(out)

@@ -76,11 +76,24 @@ pub fn byte_escapes(pattern: &str) -> String {
                     continue;
                 }
             }
-            // Any other escape is kept whole (the escaped character may be multi-byte).
+            // PCRE lets any punctuation be escaped (`\!`, `\<`); the regex crate only
+            // its own metacharacters. A hex escape means the same byte to both.
             let escaped = pattern[i + 1..].chars().next().unwrap_or('\\');
-            out.push('\\');
-            out.push(escaped);
+            if escaped.is_ascii_punctuation() {
+                out.push_str(&format!("\\x{:02x}", escaped as u32));
+            } else {
+                // Kept whole (the escaped character may be multi-byte).
+                out.push('\\');
+                out.push(escaped);
+            }
             i += 1 + escaped.len_utf8();
+            continue;
+        }
+        // PCRE reads a `{` that starts no counted repetition ({2}, {2,}, {2,5}) as a
+        // literal; the regex crate refuses it.
+        if b[i] == b'{' && !counted_repetition(&b[i + 1..]) {
+            out.push_str("\\x7b");
+            i += 1;
             continue;
         }
         let ch = pattern[i..].chars().next().unwrap_or('\0');
@@ -88,6 +101,23 @@ pub fn byte_escapes(pattern: &str) -> String {
         i += ch.len_utf8();
     }
     out
+}
+
+/// Whether `rest` (after a `{`) is `n}`, `n,}` or `n,m}`.
+fn counted_repetition(rest: &[u8]) -> bool {
+    let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let n = digits(rest);
+    if n == 0 {
+        return false;
+    }
+    match rest.get(n) {
+        Some(b'}') => true,
+        Some(b',') => {
+            let m = digits(&rest[n + 1..]);
+            rest.get(n + 1 + m) == Some(&b'}')
+        }
+        _ => false,
+    }
 }
 
 impl Operator {
@@ -359,8 +389,10 @@ mod tests {
             .is_some());
         assert_eq!(
             byte_escapes(r"\\x{e2}\x{9}\x{2019}"),
-            r"\\x{e2}\x09\x{2019}"
+            r"\x5cx\x7be2}\x09\x{2019}"
         );
+        assert_eq!(byte_escapes(r"[^\!\<\w]"), r"[^\x21\x3c\w]");
+        assert_eq!(byte_escapes(r"a{2,3}\s+{x}"), r"a{2,3}\s+\x7bx}");
         // Found by fuzzing: an escaped multi-byte character.
         assert_eq!(byte_escapes("a\\\u{e9}b"), "a\\\u{e9}b");
     }

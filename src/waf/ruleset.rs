@@ -179,8 +179,19 @@ struct Builder {
 
 impl Builder {
     fn problem(&mut self, d: &Directive, rule_id: Option<u32>, message: String, dropped: bool) {
+        // One line per problem (regex errors come on several), reported once.
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let location = d.location();
+        if self
+            .report
+            .problems
+            .iter()
+            .any(|p| p.location == location && p.message == message)
+        {
+            return;
+        }
         self.report.problems.push(LoadProblem {
-            location: d.location(),
+            location,
             rule_id,
             message,
             dropped,
