@@ -271,3 +271,48 @@ fn config_check_names_waf_problems_and_loads_the_crs() {
         "unsupported parts are reported by rule id: {out}"
     );
 }
+
+/// A reload recompiles the rule files (an edited rule takes effect); a rule file that no
+/// longer parses is refused and the running rules stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_recompiles_rules_and_keeps_them_when_a_file_breaks() {
+    let origin = Origin::start("app").await;
+    let crs = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(crs.path().join("rules")).expect("rules dir");
+    std::fs::write(crs.path().join("crs-setup.conf.example"), "# empty setup\n").expect("setup");
+    let rule = |word: &str| {
+        format!(
+            "SecRule ARGS:q \"@streq {word}\" \"id:100,phase:1,deny,status:403,msg:'custom'\"\n"
+        )
+    };
+    let rules_file = crs.path().join("rules").join("custom.conf");
+    std::fs::write(&rules_file, rule("first")).expect("rules");
+    let profile = format!("    crs: {}\n", crs.path().display());
+    let proxy = Proxy::start(&waf_config(&origin, &profile, "")).await;
+    assert_eq!(get(&client(), &proxy, "/?q=first", &[]).await.0, 403);
+    assert_eq!(get(&client(), &proxy, "/?q=second", &[]).await.0, 200);
+
+    std::fs::write(&rules_file, rule("second")).expect("rules");
+    proxy.signal("HUP");
+    wait_until(
+        "the edited rule applies",
+        Duration::from_secs(10),
+        || async { get(&client(), &proxy, "/?q=second", &[]).await.0 == 403 },
+    )
+    .await;
+    assert_eq!(get(&client(), &proxy, "/?q=first", &[]).await.0, 200);
+
+    std::fs::write(&rules_file, "SecRule ARGS \"@rx unclosed").expect("rules");
+    proxy.signal("HUP");
+    wait_until(
+        "the broken file is refused",
+        Duration::from_secs(10),
+        || async { proxy.log().contains("reload rejected") },
+    )
+    .await;
+    assert_eq!(
+        get(&client(), &proxy, "/?q=second", &[]).await.0,
+        403,
+        "the running rules stay"
+    );
+}
