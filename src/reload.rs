@@ -42,23 +42,23 @@ impl Reloader {
         }
     }
 
+    /// Counts and logs a refused reload; the running config stays.
+    fn rejected(&self, e: ConfigError) -> ConfigError {
+        self.failed.fetch_add(1, Relaxed);
+        crate::metrics::metrics()
+            .reloads
+            .with_label_values(&["failed"])
+            .inc();
+        log::error!("reload rejected, the running config stays: {e}");
+        e
+    }
+
     pub fn reload(&self) -> Result<Reloaded, ConfigError> {
         let _one_at_a_time = match self.lock.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let config = match config::load(&self.path) {
-            Ok(config) => config,
-            Err(e) => {
-                self.failed.fetch_add(1, Relaxed);
-                crate::metrics::metrics()
-                    .reloads
-                    .with_label_values(&["failed"])
-                    .inc();
-                log::error!("reload rejected, the running config stays: {e}");
-                return Err(e);
-            }
-        };
+        let config = config::load(&self.path).map_err(|e| self.rejected(e))?;
         let old = self.live.load_full();
         let mut needs_upgrade = Vec::new();
         let listeners = |c: &config::Config| {
@@ -73,18 +73,7 @@ impl Reloader {
         if config.server != old.config.server {
             needs_upgrade.push("server".to_string());
         }
-        let mut next = match Snapshot::build_after(&config, Some(&old)) {
-            Ok(next) => next,
-            Err(e) => {
-                self.failed.fetch_add(1, Relaxed);
-                crate::metrics::metrics()
-                    .reloads
-                    .with_label_values(&["failed"])
-                    .inc();
-                log::error!("reload rejected, the running config stays: {e}");
-                return Err(e);
-            }
-        };
+        let mut next = Snapshot::build_after(&config, Some(&old)).map_err(|e| self.rejected(e))?;
         if !needs_upgrade.is_empty() {
             // Keep what is bound and running; the rest of the file applies now.
             next.config.listeners = old.config.listeners.clone();
@@ -95,10 +84,8 @@ impl Reloader {
             );
         }
         if let Err(source) = next.open_access_log(Some(&old)) {
-            self.failed.fetch_add(1, Relaxed);
             let path = config.access_log.map(|l| l.path).unwrap_or_default();
-            log::error!("reload rejected, the running config stays: cannot open the access log {path}: {source}");
-            return Err(ConfigError::AccessLog { path, source });
+            return Err(self.rejected(ConfigError::AccessLog { path, source }));
         }
         let version = next.version;
         self.live.store(Arc::new(next));

@@ -770,6 +770,31 @@ impl<'a> State<'a> {
         self.tokens[at].kind
     }
 
+    /// Reads tokens into `tokens[pos..]` until `pos` reaches `until` (or the input or the
+    /// token array ends); comments are set aside in `last_comment`, not kept in place.
+    /// Returns whether there may be more tokens.
+    fn read_until(
+        &mut self,
+        pos: &mut usize,
+        until: usize,
+        mut more: bool,
+        last_comment: &mut Token,
+    ) -> bool {
+        while more && *pos <= MAX_TOKENS && *pos < until {
+            self.current = *pos;
+            more = self.tokenize();
+            if more {
+                if self.tokens[*pos].kind == T_COMMENT {
+                    *last_comment = self.tokens[*pos];
+                } else {
+                    last_comment.kind = CHAR_NULL;
+                    *pos += 1;
+                }
+            }
+        }
+        more
+    }
+
     /// Folds the token stream into at most five tokens; returns how many. The branches
     /// follow the reference's folding rules one by one (some share a body: kept apart so
     /// each rule can be read against the reference).
@@ -836,18 +861,7 @@ impl<'a> State<'a> {
                 break;
             }
             // Up to two tokens.
-            while more && pos <= MAX_TOKENS && pos - left < 2 {
-                self.current = pos;
-                more = self.tokenize();
-                if more {
-                    if self.tokens[pos].kind == T_COMMENT {
-                        last_comment = self.tokens[pos];
-                    } else {
-                        last_comment.kind = CHAR_NULL;
-                        pos += 1;
-                    }
-                }
-            }
+            more = self.read_until(&mut pos, left + 2, more, &mut last_comment);
             if pos - left < 2 {
                 left = pos;
                 continue;
@@ -965,18 +979,7 @@ impl<'a> State<'a> {
                 continue;
             }
             // Three tokens.
-            while more && pos <= MAX_TOKENS && pos - left < 3 {
-                self.current = pos;
-                more = self.tokenize();
-                if more {
-                    if self.tokens[pos].kind == T_COMMENT {
-                        last_comment = self.tokens[pos];
-                    } else {
-                        last_comment.kind = CHAR_NULL;
-                        pos += 1;
-                    }
-                }
-            }
+            more = self.read_until(&mut pos, left + 3, more, &mut last_comment);
             if pos - left < 3 {
                 left = pos;
                 continue;
