@@ -167,7 +167,12 @@ pub struct RouteMetrics {
     /// (upstream index, counters by status class)
     by_upstream: Vec<(usize, [IntCounter; 6])>,
     latency: Histogram,
+    /// WAF decisions by verdict ([`WAF_VERDICTS`] order), for routes with a WAF profile.
+    waf: Option<[IntCounter; 4]>,
 }
+
+/// The `verdict` label values of `gatehouse_waf_decisions_total`, in index order.
+pub const WAF_VERDICTS: [&str; 4] = ["allow", "block", "detect", "too_large"];
 
 impl RouteMetrics {
     /// `upstreams`: (index, name) of every upstream the route can send to.
@@ -184,6 +189,21 @@ impl RouteMetrics {
                 })
                 .collect(),
             latency: m.latency.with_label_values(&[route]),
+            waf: None,
+        }
+    }
+
+    /// Adds the WAF decision counters (only routes with a profile get these series).
+    pub fn with_waf(mut self, route: &str) -> Self {
+        let m = metrics();
+        self.waf = Some(WAF_VERDICTS.map(|v| m.waf_decisions.with_label_values(&[route, v])));
+        self
+    }
+
+    /// Counts a WAF decision; `verdict` indexes [`WAF_VERDICTS`].
+    pub fn record_waf(&self, verdict: usize) {
+        if let Some(counter) = self.waf.as_ref().and_then(|w| w.get(verdict)) {
+            counter.inc();
         }
     }
 

@@ -133,6 +133,9 @@ impl ProxyHttp for Gatehouse {
             let route_name = route.name.clone();
             let request_id = String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned();
             let decision = guard::inspect(&profile, session, ctx.client_ip, &request_id).await?;
+            if let Some(route) = ctx.route() {
+                route.metrics.record_waf(decision.verdict_index());
+            }
             guard::record(&route_name, &request_id, &decision);
             let refuse = match decision.verdict {
                 WafVerdict::Block { status, .. } => Some(status),

@@ -78,7 +78,10 @@ impl Snapshot {
                         targets.push((variant.upstream, variant.name.as_str()));
                     }
                 }
-                let metrics = RouteMetrics::new(&section.name, &targets);
+                let mut metrics = RouteMetrics::new(&section.name, &targets);
+                if section.waf.is_some() {
+                    metrics = metrics.with_waf(&section.name);
+                }
                 let mut route = Route::from_config(section, upstream, split, metrics);
                 route.waf = section
                     .waf

@@ -35,13 +35,18 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub fn label(&self) -> &'static str {
+    /// Index of the verdict in [`crate::metrics::WAF_VERDICTS`].
+    pub fn verdict_index(&self) -> usize {
         match self.verdict {
-            WafVerdict::Allow => "allow",
-            WafVerdict::Block { .. } => "block",
-            WafVerdict::Detect { .. } => "detect",
-            WafVerdict::TooLarge => "too_large",
+            WafVerdict::Allow => 0,
+            WafVerdict::Block { .. } => 1,
+            WafVerdict::Detect { .. } => 2,
+            WafVerdict::TooLarge => 3,
         }
+    }
+
+    pub fn label(&self) -> &'static str {
+        crate::metrics::WAF_VERDICTS[self.verdict_index()]
     }
 }
 
@@ -130,13 +135,10 @@ pub async fn inspect(
     Ok(Decision { verdict, fired })
 }
 
-/// Logs a decision (rule ids, messages, matched data cut to 200 bytes) and counts it.
+/// Logs a decision (rule ids, messages, matched data cut to 200 bytes) and counts the
+/// rules that matched (the decision itself is counted by the route's metrics).
 pub fn record(route: &str, request_id: &str, decision: &Decision) {
     let metrics = crate::metrics::metrics();
-    metrics
-        .waf_decisions
-        .with_label_values(&[route, decision.label()])
-        .inc();
     for f in &decision.fired {
         metrics
             .waf_rules
