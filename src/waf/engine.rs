@@ -558,3 +558,6 @@ fn processor_for(content_type: &[u8]) -> Option<String> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! The engine's semantics, rule by rule: chains, skipAfter, setvar with macros and
+//! captures, anomaly scoring with a blocking rule, removals at load and at run time,
+//! exclusions, detection-only mode and `block` following SecDefaultAction.
+
+use crate::waf::{load_text, RequestHead, Transaction};
+use std::path::Path;
+
+fn head(uri: &str, headers: &[(&str, &str)]) -> RequestHead {
+    RequestHead {
+        method: "GET".into(),
+        uri: uri.as_bytes().to_vec(),
+        protocol: "HTTP/1.1".into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect(),
+        remote_addr: "192.0.2.1".into(),
+        ..Default::default()
+    }
+}
+
+/// Runs both request phases; returns the fired rule ids and the blocking rule, if any.
+fn run(rules: &str, uri: &str, headers: &[(&str, &str)]) -> (Vec<u32>, Option<(u32, u16)>) {
+    let set = load_text(rules, Path::new("test.conf")).expect("rules parse");
+    assert!(set.report.problems.is_empty(), "{:?}", set.report.problems);
+    let mut tx = Transaction::new(&set, head(uri, headers));
+    tx.process_request_headers();
+    tx.process_request_body(b"");
+    let fired = tx.fired().iter().map(|f| f.id).collect();
+    (fired, tx.interruption().map(|i| (i.rule_id, i.status)))
+}
+
+#[test]
+fn a_chain_fires_only_when_every_link_matches() {
+    let rules = r#"
+SecRule REQUEST_METHOD "@streq GET" "id:1,phase:1,pass,chain"
+    SecRule ARGS:q "@contains evil" "t:lowercase"
+"#;
+    assert_eq!(run(rules, "/?q=EVIL", &[]).0, vec![1]);
+    assert!(run(rules, "/?q=good", &[]).0.is_empty());
+}
+
+#[test]
+fn skip_after_jumps_to_the_marker() {
+    let rules = r#"
+SecAction "id:1,phase:1,pass,nolog,skipAfter:END"
+SecRule ARGS "@unconditionalMatch" "id:2,phase:1,pass"
+SecMarker END
+SecRule ARGS "@unconditionalMatch" "id:3,phase:1,pass"
+"#;
+    assert_eq!(run(rules, "/?a=1", &[]).0, vec![1, 3]);
+}
+
+#[test]
+fn scores_add_up_with_macros_and_the_blocking_rule_denies() {
+    let rules = r#"
+SecDefaultAction "phase:1,log,pass"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.critical=5,setvar:tx.score=0"
+SecRule ARGS "@rx (?i)union\s+select" "id:2,phase:1,block,capture,setvar:'tx.score=+%{tx.critical}',setvar:'tx.seen_%{tx.0}=1'"
+SecRule TX:score "@ge 5" "id:3,phase:1,deny,status:406"
+"#;
+    let (fired, interruption) = run(rules, "/?id=1+UNION+SELECT+x", &[]);
+    assert_eq!(fired, vec![1, 2, 3]);
+    assert_eq!(
+        interruption,
+        Some((3, 406)),
+        "block followed the default (pass); deny stopped"
+    );
+    let (fired, interruption) = run(rules, "/?id=42", &[]);
+    assert_eq!((fired, interruption), (vec![1], None));
+}
+
+#[test]
+fn setvar_captures_and_counts() {
+    let rules = r#"
+SecRule REQUEST_HEADERS_NAMES "@rx ^x-(.*)$" "id:1,phase:1,pass,capture,t:lowercase,setvar:'tx.hdr_%{tx.1}=1'"
+SecRule &TX:/^hdr_/ "@eq 2" "id:2,phase:1,pass"
+"#;
+    let (fired, _) = run(
+        rules,
+        "/",
+        &[("X-One", "a"), ("X-Two", "b"), ("Other", "c")],
+    );
+    assert_eq!(fired, vec![1, 2], "one setvar per matching header, counted");
+}
+
+#[test]
+fn removals_at_load_and_at_run_time() {
+    let rules = r#"
+SecRule ARGS "@contains x" "id:10,phase:1,pass,tag:'attack-x'"
+SecRule ARGS "@contains x" "id:11,phase:1,pass,tag:'attack-y'"
+SecRule ARGS "@contains x" "id:12,phase:1,pass"
+SecRule ARGS "@contains x" "id:13,phase:1,pass,ctl:ruleRemoveById=14"
+SecRule ARGS "@contains x" "id:14,phase:1,pass"
+SecRuleRemoveById 12
+SecRuleRemoveByTag attack-y
+"#;
+    assert_eq!(run(rules, "/?a=x", &[]).0, vec![10, 13]);
+}
+
+#[test]
+fn exclusions_drop_values_from_a_target() {
+    let rules = r#"
+SecRule ARGS|!ARGS:safe "@contains x" "id:1,phase:1,pass"
+SecRule ARGS "@contains x" "id:2,phase:1,pass,ctl:ruleRemoveTargetById=3;ARGS:safe"
+SecRule ARGS "@contains x" "id:3,phase:1,pass"
+"#;
+    assert_eq!(run(rules, "/?safe=x", &[]).0, vec![2]);
+    assert_eq!(run(rules, "/?other=x", &[]).0, vec![1, 2, 3]);
+}
+
+#[test]
+fn detection_only_records_but_never_interrupts() {
+    let rules = r#"
+SecRuleEngine DetectionOnly
+SecRule ARGS "@contains x" "id:1,phase:1,deny"
+SecRule ARGS "@contains x" "id:2,phase:1,pass"
+"#;
+    assert_eq!(run(rules, "/?a=x", &[]), (vec![1, 2], None));
+}
+
+#[test]
+fn negated_operators_need_a_value_to_match() {
+    let rules = r#"
+SecRule REQUEST_HEADERS:X-Missing "!@rx ." "id:1,phase:1,pass"
+SecRule &REQUEST_HEADERS:X-Missing "@eq 0" "id:2,phase:1,pass"
+"#;
+    assert_eq!(run(rules, "/", &[]).0, vec![2]);
+}
