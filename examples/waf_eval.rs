@@ -140,7 +140,6 @@ fn main() {
         );
     }
     println!("\nfailures ({}):", failures.len());
-    let failures_len = failures.len();
     for (stage, fired) in failures {
         let fired: Vec<String> = fired.iter().map(u32::to_string).collect();
         println!(
@@ -153,7 +152,6 @@ fn main() {
             gatehouse::waf::conformance::known_cause(&stage.name()).unwrap_or("NOT YET UNDERSTOOD")
         );
     }
-    let _ = failures_len;
     let bin = std::env::var_os("GATEHOUSE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/release/gatehouse"));

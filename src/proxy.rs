@@ -10,7 +10,7 @@ use crate::config::waf::WafMode;
 use crate::metrics;
 use crate::request_id;
 use crate::routing::split::SplitRequest;
-use crate::routing::RequestInfo;
+use crate::routing::{RequestInfo, Route};
 use crate::snapshot::Live;
 use crate::upstream::backend::{now_ms, InFlight};
 use crate::upstream::Selector;
@@ -65,6 +65,27 @@ fn record_failure_and_move_on(ctx: &mut RequestCtx) -> bool {
     retry
 }
 
+/// Runs the route's WAF profile on the request (head and held body); the status to
+/// refuse it with, if the WAF decided so.
+async fn waf_refusal(
+    route: &Route,
+    session: &mut Session,
+    ctx: &RequestCtx,
+) -> Result<Option<u16>> {
+    let Some(profile) = route.waf.as_ref().filter(|p| p.mode != WafMode::Off) else {
+        return Ok(None);
+    };
+    let request_id = String::from_utf8_lossy(ctx.request_id.as_bytes());
+    let decision = guard::inspect(profile, session, ctx.client_ip, &request_id).await?;
+    route.metrics.record_waf(decision.verdict_index());
+    guard::record(&route.name, &request_id, &decision);
+    Ok(match decision.verdict {
+        WafVerdict::Block { status, .. } => Some(status),
+        WafVerdict::TooLarge => Some(413),
+        WafVerdict::Allow | WafVerdict::Detect { .. } => None,
+    })
+}
+
 fn http_status(code: u16, why: &'static str) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(code), why)
 }
@@ -112,7 +133,9 @@ impl ProxyHttp for Gatehouse {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let Some(route) = ctx.route() else {
+        // Held apart from `ctx`, so the route stays at hand across the WAF's awaits.
+        let snapshot = Arc::clone(&ctx.snapshot);
+        let Some(route) = ctx.route.and_then(|i| snapshot.router.route(i)) else {
             error_response::respond(session, 404, &ctx.request_id).await;
             return Ok(true);
         };
@@ -127,29 +150,10 @@ impl ProxyHttp for Gatehouse {
             error_response::respond(session, 413, &ctx.request_id).await;
             return Ok(true);
         }
-        // Before the split too: a blocked request is neither assigned nor judged.
-        let waf = route.waf.clone().filter(|p| p.mode != WafMode::Off);
-        if let Some(profile) = waf {
-            let route_name = route.name.clone();
-            let request_id = String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned();
-            let decision = guard::inspect(&profile, session, ctx.client_ip, &request_id).await?;
-            if let Some(route) = ctx.route() {
-                route.metrics.record_waf(decision.verdict_index());
-            }
-            guard::record(&route_name, &request_id, &decision);
-            let refuse = match decision.verdict {
-                WafVerdict::Block { status, .. } => Some(status),
-                WafVerdict::TooLarge => Some(413),
-                WafVerdict::Allow | WafVerdict::Detect { .. } => None,
-            };
-            if let Some(status) = refuse {
-                error_response::respond(session, status, &ctx.request_id).await;
-                return Ok(true);
-            }
+        if let Some(status) = waf_refusal(route, session, ctx).await? {
+            error_response::respond(session, status, &ctx.request_id).await;
+            return Ok(true);
         }
-        let Some(route) = ctx.route() else {
-            return Ok(false);
-        };
         let (upstream_index, variant) = match &route.split {
             None => (route.upstream, None),
             Some(split) => {

@@ -116,8 +116,6 @@ pub struct LoadReport {
 pub struct EngineSettings {
     pub mode: EngineMode,
     pub request_body_access: bool,
-    pub request_body_limit: usize,
-    pub response_body_access: bool,
     pub argument_separator: u8,
 }
 
@@ -126,8 +124,6 @@ impl Default for EngineSettings {
         EngineSettings {
             mode: EngineMode::On,
             request_body_access: true,
-            request_body_limit: 13_107_200,
-            response_body_access: false,
             argument_separator: b'&',
         }
     }
@@ -256,16 +252,6 @@ impl Builder {
                 self.settings.request_body_access = on(d);
                 Ok(())
             }
-            "secresponsebodyaccess" => {
-                self.settings.response_body_access = on(d);
-                Ok(())
-            }
-            "secrequestbodylimit" => d
-                .args
-                .first()
-                .and_then(|a| a.parse().ok())
-                .map(|n| self.settings.request_body_limit = n)
-                .ok_or_else(|| "SecRequestBodyLimit needs a byte count".to_string()),
             "secargumentseparator" => d
                 .args
                 .first()
@@ -273,8 +259,11 @@ impl Builder {
                 .map(|b| self.settings.argument_separator = b)
                 .ok_or_else(|| "SecArgumentSeparator needs a character".to_string()),
             // Settings for logging, storage and limits this engine handles in its own
-            // configuration (the proxy's YAML): accepted, and without effect here.
+            // configuration (the proxy's YAML: body_limit, response rules): accepted, and
+            // without effect here.
             "seccomponentsignature"
+            | "secrequestbodylimit"
+            | "secresponsebodyaccess"
             | "secrequestbodynofileslimit"
             | "secrequestbodylimitaction"
             | "secrequestbodyinmemorylimit"
