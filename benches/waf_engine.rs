@@ -62,7 +62,7 @@ fn head(method: &str, uri: &str, extra: &[(&str, &str)]) -> RequestHead {
 }
 
 fn run(profile: &WafProfile, head: &RequestHead, body: &[u8]) -> bool {
-    let mut tx = Transaction::new(&profile.rules, head.clone());
+    let mut tx = Transaction::new(std::sync::Arc::clone(&profile.rules), head.clone());
     tx.process_request_headers();
     tx.process_request_body(body);
     tx.interruption().is_some()

@@ -10,7 +10,9 @@
 //! With STAGE (e.g. `942420-3`), runs that stage only and prints each rule that fired
 //! with its message and matched data.
 
-use gatehouse::waf::conformance::{judge_ids, load_crs, load_stages, run_engine};
+use gatehouse::waf::conformance::{
+    judge_ids, load_crs, load_stages, run_engine, run_engine_with_response, RESPONSE_STAGE_SETUP,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -76,15 +78,26 @@ fn main() {
         }
         return;
     }
+    let response_rules = match load_crs(&crs, paranoia, RESPONSE_STAGE_SETUP) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot load CRS: {e}");
+            std::process::exit(2);
+        }
+    };
     let started = std::time::Instant::now();
     let mut table: BTreeMap<String, BTreeMap<&'static str, (usize, usize)>> = BTreeMap::new();
     let mut failures = Vec::new();
-    for stage in stages.iter().filter(|s| s.file.starts_with("REQUEST-")) {
+    for stage in &stages {
         let kind = stage.expect.kind();
         if kind == "other" {
             continue;
         }
-        let fired = run_engine(&rules, &stage.raw);
+        let fired = if stage.file.starts_with("RESPONSE-") {
+            run_engine_with_response(&response_rules, &stage.raw)
+        } else {
+            run_engine(&rules, &stage.raw)
+        };
         let ok = judge_ids(&stage.expect, &fired);
         let cell = table
             .entry(stage.file.clone())
@@ -99,7 +112,7 @@ fn main() {
         }
     }
     println!(
-        "{} request stages run in {:.2?} (paranoia level {paranoia})\n",
+        "{} stages run in {:.2?} (paranoia level {paranoia}; RESPONSE-* stages answered as the CRS test backend would)\n",
         table
             .values()
             .flat_map(|k| k.values())
@@ -111,7 +124,7 @@ fn main() {
         "{:<45} {:>14} {:>14} {:>10}",
         "rule file", "must fire", "must be quiet", "no rule"
     );
-    let mut totals: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut totals: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for (file, kinds) in &table {
         let cell = |k: &str| {
             kinds
@@ -126,16 +139,21 @@ fn main() {
             cell("quiet"),
             cell("no-rule")
         );
+        let side = if file.starts_with("RESPONSE-") {
+            "response"
+        } else {
+            "request"
+        };
         for (k, (p, t)) in kinds {
-            let e = totals.entry(k).or_default();
+            let e = totals.entry((side, k)).or_default();
             e.0 += p;
             e.1 += t;
         }
     }
     println!();
-    for (k, (p, t)) in &totals {
+    for ((side, k), (p, t)) in &totals {
         println!(
-            "total {k:<8} {p}/{t} = {:.2}%",
+            "total {side:<8} {k:<8} {p}/{t} = {:.2}%",
             100.0 * *p as f64 / (*t).max(1) as f64
         );
     }

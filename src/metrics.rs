@@ -168,11 +168,20 @@ pub struct RouteMetrics {
     by_upstream: Vec<(usize, [IntCounter; 6])>,
     latency: Histogram,
     /// WAF decisions by verdict ([`WAF_VERDICTS`] order), for routes with a WAF profile.
-    waf: Option<[IntCounter; 4]>,
+    waf: Option<[IntCounter; 6]>,
 }
 
 /// The `verdict` label values of `gatehouse_waf_decisions_total`, in index order.
-pub const WAF_VERDICTS: [&str; 4] = ["allow", "block", "detect", "too_large"];
+/// `response_block` / `response_detect`: the response-phase rules stopped (or would
+/// have stopped) a response.
+pub const WAF_VERDICTS: [&str; 6] = [
+    "allow",
+    "block",
+    "detect",
+    "too_large",
+    "response_block",
+    "response_detect",
+];
 
 impl RouteMetrics {
     /// `upstreams`: (index, name) of every upstream the route can send to.

@@ -66,24 +66,53 @@ fn record_failure_and_move_on(ctx: &mut RequestCtx) -> bool {
 }
 
 /// Runs the route's WAF profile on the request (head and held body); the status to
-/// refuse it with, if the WAF decided so.
+/// refuse it with, if the WAF decided so. A profile that inspects responses leaves its
+/// watch in `ctx`.
 async fn waf_refusal(
     route: &Route,
     session: &mut Session,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
 ) -> Result<Option<u16>> {
     let Some(profile) = route.waf.as_ref().filter(|p| p.mode != WafMode::Off) else {
         return Ok(None);
     };
-    let request_id = String::from_utf8_lossy(ctx.request_id.as_bytes());
-    let decision = guard::inspect(profile, session, ctx.client_ip, &request_id).await?;
-    route.metrics.record_waf(decision.verdict_index());
-    guard::record(&route.name, &request_id, &decision);
+    let request_id = String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned();
+    let (decision, watch) = guard::inspect(profile, session, ctx.client_ip, &request_id).await?;
+    ctx.waf_response = watch.map(Box::new);
+    record_waf(route, &request_id, &decision);
     Ok(match decision.verdict {
         WafVerdict::Block { status, .. } => Some(status),
         WafVerdict::TooLarge => Some(413),
         WafVerdict::Allow | WafVerdict::Detect { .. } => None,
     })
+}
+
+fn record_waf(route: &Route, request_id: &str, decision: &guard::Decision) {
+    route.metrics.record_waf(decision.verdict_index());
+    guard::record(&route.name, request_id, decision);
+}
+
+/// Reports a decision of the response-phase rules; an error when they stop the response
+/// (the WAF's own log line says why, so Pingora's error log is suppressed for it).
+fn waf_response_outcome(ctx: &mut RequestCtx, decision: Option<guard::Decision>) -> Result<()> {
+    let Some(decision) = decision else {
+        return Ok(());
+    };
+    if let WafVerdict::Block { .. } = decision.verdict {
+        ctx.waf_stopped_response = true;
+    }
+    let Some(route) = ctx.route() else {
+        return Ok(());
+    };
+    record_waf(
+        route,
+        &String::from_utf8_lossy(ctx.request_id.as_bytes()),
+        &decision,
+    );
+    match decision.verdict {
+        WafVerdict::Block { status, .. } => Err(http_status(status, "response refused by the WAF")),
+        _ => Ok(()),
+    }
 }
 
 fn http_status(code: u16, why: &'static str) -> Box<Error> {
@@ -298,10 +327,15 @@ impl ProxyHttp for Gatehouse {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(watch) = ctx.waf_response.as_mut() {
+            let head_request = session.req_header().method == http::Method::HEAD;
+            let decision = watch.on_head(head_request, upstream_response);
+            waf_response_outcome(ctx, decision)?;
+        }
         if let Some(route) = ctx.route() {
             route.response_headers.apply(upstream_response)?;
             if let (Some(split), Some(choice)) = (&route.split, &ctx.variant) {
@@ -317,6 +351,24 @@ impl ProxyHttp for Gatehouse {
         upstream_response.insert_header(request_id::HEADER, ctx.request_id.clone())
     }
 
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(watch) = ctx.waf_response.as_mut() {
+            let decision = watch.on_body(body, end_of_stream);
+            waf_response_outcome(ctx, decision)?;
+        }
+        Ok(None)
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
+        ctx.waf_stopped_response
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -324,7 +376,9 @@ impl ProxyHttp for Gatehouse {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let status = error_response::status_for(e);
-        if status > 0 {
+        // After the response head went out (a response the WAF stopped on its body),
+        // nothing more can be said: the connection closes.
+        if status > 0 && session.as_ref().response_written().is_none() {
             error_response::respond(session, status, &ctx.request_id).await;
         }
         FailToProxy {

@@ -129,8 +129,10 @@ impl Snapshot {
 /// part.
 pub fn compile_waf_profiles(config: &Config) -> Result<Vec<Arc<WafProfile>>, ConfigError> {
     let mut out = Vec::new();
+    let mut compiled = Vec::new();
     for (name, section) in &config.waf {
-        let profile = WafProfile::compile(name, section).map_err(ConfigError::Waf)?;
+        let profile =
+            WafProfile::compile_shared(name, section, &mut compiled).map_err(ConfigError::Waf)?;
         out.push(Arc::new(profile));
     }
     Ok(out)

@@ -16,6 +16,7 @@ pub mod macros;
 pub mod operators;
 pub mod prefilter;
 pub mod profile;
+pub mod response_guard;
 pub mod ruleset;
 pub mod seclang;
 pub mod targets;
@@ -24,7 +25,7 @@ pub mod transforms;
 
 pub use engine::{Fired, Interruption, Transaction};
 pub use ruleset::{LoadProblem, LoadReport, RuleSet};
-pub use transaction::RequestHead;
+pub use transaction::{RequestHead, ResponseHead};
 
 use std::path::Path;
 

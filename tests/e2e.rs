@@ -22,4 +22,5 @@ mod e2e {
     mod waf;
     mod waf_crs;
     mod waf_libinjection;
+    mod waf_response;
 }

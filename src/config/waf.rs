@@ -11,6 +11,9 @@ use std::path::Path;
 /// WAF holds back for inspection must fit in that.
 pub const MAX_BODY_LIMIT: u64 = 64 * 1024;
 
+/// A response body held back for inspection is memory per request in flight: cap it.
+pub const MAX_RESPONSE_BODY_LIMIT: u64 = 8 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum WafMode {
@@ -61,6 +64,36 @@ pub struct WafProfileSection {
     pub body_limit: Size,
     #[serde(default)]
     pub body_over_limit: OverLimit,
+    /// Run the response-phase rules (CRS RESPONSE-95x: data leakages, web shells, the
+    /// outbound anomaly score). Off by default, as in CRS deployments behind nginx.
+    #[serde(default)]
+    pub inspect_response: bool,
+    /// Outbound anomaly score at which a response is stopped (CRS default 4).
+    #[serde(default = "default_outbound")]
+    pub outbound_threshold: u32,
+    /// How much of a response body is held back and inspected; past it the rest of
+    /// the body is not inspected (ModSecurity's `SecResponseBodyLimitAction
+    /// ProcessPartial`).
+    #[serde(default = "default_response_body_limit")]
+    pub response_body_limit: Size,
+    /// Response media types whose bodies are inspected (ModSecurity's
+    /// `SecResponseBodyMimeType`); other responses are judged on status and headers.
+    #[serde(default = "default_response_body_types")]
+    pub response_body_types: Vec<String>,
+}
+
+fn default_outbound() -> u32 {
+    4
+}
+
+fn default_response_body_limit() -> Size {
+    Size(512 * 1024)
+}
+
+fn default_response_body_types() -> Vec<String> {
+    ["text/plain", "text/html", "text/xml"]
+        .map(String::from)
+        .to_vec()
 }
 
 fn default_paranoia() -> u8 {
@@ -97,6 +130,26 @@ impl WafProfileSection {
                 format!("{path}.body_limit"),
                 "must be between 1B and 64KiB (the request body Pingora can hold and replay to the origin)",
             );
+        }
+        if self.outbound_threshold == 0 {
+            problems.add(
+                format!("{path}.outbound_threshold"),
+                "must be at least 1 (0 would stop every response)",
+            );
+        }
+        if self.response_body_limit.0 == 0 || self.response_body_limit.0 > MAX_RESPONSE_BODY_LIMIT {
+            problems.add(
+                format!("{path}.response_body_limit"),
+                "must be between 1B and 8MiB (the response body is held in memory while it is inspected)",
+            );
+        }
+        for (i, t) in self.response_body_types.iter().enumerate() {
+            if t.contains(';') || !t.contains('/') {
+                problems.add(
+                    format!("{path}.response_body_types[{i}]"),
+                    format!("{t:?} is not a media type; write it as type/subtype, e.g. text/html"),
+                );
+            }
         }
         if self.crs_setup.is_some() && self.crs.is_none() {
             problems.add(

@@ -4,6 +4,7 @@ use crate::routing::Route;
 use crate::snapshot::Snapshot;
 use crate::upstream::backend::InFlight;
 use crate::upstream::Upstream;
+use crate::waf::response_guard::ResponseWatch;
 use http::HeaderValue;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Request body bytes seen so far.
     pub body_bytes: u64,
+    /// The WAF transaction carried on to the response, when the profile inspects them.
+    pub waf_response: Option<Box<ResponseWatch>>,
+    /// The response-phase rules stopped the response (an expected end, not an error).
+    pub waf_stopped_response: bool,
 }
 
 /// A split's decision for this request.
@@ -62,6 +67,8 @@ impl RequestCtx {
             upstream: UpstreamAttempts::default(),
             started: Instant::now(),
             body_bytes: 0,
+            waf_response: None,
+            waf_stopped_response: false,
         }
     }
 

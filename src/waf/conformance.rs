@@ -8,7 +8,7 @@ pub mod through_proxy;
 
 use super::engine::Transaction;
 use super::ruleset::RuleSet;
-use super::transaction::RequestHead;
+use super::transaction::{RequestHead, ResponseHead};
 use base64::Engine as _;
 use serde_yaml::Value;
 use std::collections::BTreeSet;
@@ -340,6 +340,80 @@ pub fn run_engine(rules: &RuleSet, raw: &[u8]) -> BTreeSet<u32> {
         .filter(|f| f.logged)
         .map(|f| f.id)
         .collect()
+}
+
+/// Written before the rules for the RESPONSE-* stages: their requests (JSON bodies that
+/// describe the response) must not be blocked at high paranoia levels, or the response
+/// phases would never run; the outbound threshold stays CRS's default.
+pub const RESPONSE_STAGE_SETUP: &str = "SecAction \"id:900001,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=10000\"";
+
+/// Like [`run_engine`], then the response phases on the response the CRS test backend
+/// would send (see [`reflect_response`]); for the RESPONSE-* stages.
+pub fn run_engine_with_response(rules: &RuleSet, raw: &[u8]) -> BTreeSet<u32> {
+    let Some((head, body)) = parse_raw(raw) else {
+        return BTreeSet::new();
+    };
+    let (response, response_body) = reflect_response(&head.uri, &body);
+    let mut tx = Transaction::new(rules, head);
+    tx.process_request_headers();
+    tx.process_request_body(&body);
+    tx.process_response_headers(response);
+    tx.process_response_body(&response_body);
+    tx.process_logging();
+    tx.fired()
+        .iter()
+        .filter(|f| f.logged)
+        .map(|f| f.id)
+        .collect()
+}
+
+/// The response of the CRS test backend (albedo): `POST /reflect` with a JSON body
+/// `{"status": 500, "headers": {..}, "body": ".."}` (or `"encodedBody"`, base64) is
+/// answered with that status, those headers and that body; anything else with an empty
+/// 200. Go's server adds `Content-Type: text/plain; charset=utf-8` when none is given.
+pub fn reflect_response(uri: &[u8], body: &[u8]) -> (ResponseHead, Vec<u8>) {
+    let mut status = 200;
+    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut content = Vec::new();
+    let spec = uri
+        .starts_with(b"/reflect")
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten();
+    if let Some(spec) = spec {
+        if let Some(s) = spec["status"].as_u64().and_then(|s| u16::try_from(s).ok()) {
+            status = s;
+        }
+        for (k, v) in spec["headers"].as_object().into_iter().flatten() {
+            let v = v.as_str().unwrap_or_default();
+            headers.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        }
+        if let Some(b) = spec["body"].as_str() {
+            content = b.as_bytes().to_vec();
+        } else if let Some(b) = spec["encodedBody"].as_str() {
+            content = base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .unwrap_or_default();
+        }
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case(b"content-type"))
+    {
+        headers.push((
+            b"Content-Type".to_vec(),
+            b"text/plain; charset=utf-8".to_vec(),
+        ));
+    }
+    headers.push((
+        b"Content-Length".to_vec(),
+        content.len().to_string().into_bytes(),
+    ));
+    let head = ResponseHead {
+        status,
+        protocol: "HTTP/1.1".into(),
+        headers,
+    };
+    (head, content)
 }
 
 /// True when the fired ids meet the stage's rule-id expectation.

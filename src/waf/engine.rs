@@ -8,9 +8,10 @@ use super::prefilter::{self, Hits, Prefilters};
 use super::ruleset::{Link, Rule, RuleSet, Step};
 use super::targets::Target;
 use super::targets::{Collection, Selector};
-use super::transaction::{Data, Item, Items, RequestHead, Vars, View};
+use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
 use fnv::FnvHashMap;
 use smallvec::SmallVec;
+use std::ops::Deref;
 use std::sync::Arc;
 
 /// A rule whose chain matched.
@@ -67,8 +68,11 @@ impl Cache {
     }
 }
 
-pub struct Transaction<'r> {
-    rules: &'r RuleSet,
+/// One request (and maybe its response) going through a rule set. `R` is how the rule
+/// set is held: borrowed (`&RuleSet`) for one-shot checks, or `Arc<RuleSet>` when the
+/// transaction outlives the request hook (the response phases run later).
+pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
+    rules: R,
     data: Data,
     vars: Vars,
     cache: Cache,
@@ -90,10 +94,11 @@ struct Match {
     captures: Vec<Vec<u8>>,
 }
 
-impl<'r> Transaction<'r> {
-    pub fn new(rules: &'r RuleSet, head: RequestHead) -> Transaction<'r> {
+impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
+    pub fn new(rules: R, head: RequestHead) -> Transaction<R> {
         let data = Data::from_head(head, rules.settings.argument_separator);
         let body_processor = data.header("content-type").and_then(processor_for);
+        let mode = rules.settings.mode;
         Transaction {
             rules,
             data,
@@ -103,7 +108,7 @@ impl<'r> Transaction<'r> {
             },
             cache: Cache::new(),
             unions: FnvHashMap::default(),
-            mode: rules.settings.mode,
+            mode,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
@@ -136,6 +141,34 @@ impl<'r> Transaction<'r> {
         self.interruption.as_ref()
     }
 
+    /// Phase 3: the response status line and headers.
+    pub fn process_response_headers(&mut self, head: ResponseHead) -> Option<&Interruption> {
+        if self.interruption.is_none() {
+            self.data.add_response_head(head);
+        }
+        self.run_phase(3);
+        self.interruption.as_ref()
+    }
+
+    /// Phase 4: the response body, or the part of it that was inspected (empty when the
+    /// body is not inspected: RESPONSE_BODY is then empty, as with
+    /// `SecResponseBodyAccess Off`, and only the other rules of the phase can act).
+    pub fn process_response_body(&mut self, body: &[u8]) -> Option<&Interruption> {
+        if self.interruption.is_none() {
+            self.data.set_response_body(body);
+        }
+        self.run_phase(4);
+        self.interruption.as_ref()
+    }
+
+    /// Phase 5 (logging): rules that only report, such as CRS's anomaly-score
+    /// correlation (980170). Runs even after an interruption, as in ModSecurity.
+    pub fn process_logging(&mut self) {
+        let interruption = self.interruption.take();
+        self.run_phase(5);
+        self.interruption = interruption.or(self.interruption.take());
+    }
+
     pub fn fired(&self) -> &[Fired] {
         &self.fired
     }
@@ -156,7 +189,7 @@ impl<'r> Transaction<'r> {
         if self.mode == EngineMode::Off || self.interruption.is_some() || self.allowed {
             return;
         }
-        let rules = self.rules;
+        let rules = self.rules.clone();
         let mut skip_to: Option<&str> = None;
         let mut skip_n = 0;
         for step in &rules.phases[usize::from(phase)] {

@@ -1,10 +1,12 @@
 //! The WAF on a live request: builds the engine's view of a Pingora request, runs the
 //! request-header phase, holds the body back (up to the profile's limit) and runs the
 //! body phase, all before any byte goes upstream. Pingora replays the held body to the
-//! origin from its retry buffer, so a blocked request never reaches it at all.
+//! origin from its retry buffer, so a blocked request never reaches it at all. The
+//! response phases are [`super::response_guard`]'s.
 
 use super::engine::{Fired, Transaction};
 use super::profile::WafProfile;
+use super::response_guard::ResponseWatch;
 use super::transaction::RequestHead;
 use crate::config::waf::{OverLimit, WafMode};
 use pingora::http::RequestHeader;
@@ -15,7 +17,8 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WafVerdict {
     Allow,
-    /// Refused: answer `status` (403 unless the rule says otherwise).
+    /// Refused: answer `status` (403 unless the rule says otherwise). For a response,
+    /// the origin's response is replaced, or cut when its head was already sent.
     Block {
         rule: u32,
         status: u16,
@@ -32,16 +35,48 @@ pub struct Decision {
     pub verdict: WafVerdict,
     /// Logged rules that matched (empty for a clean request).
     pub fired: Vec<Fired>,
+    /// A decision on the response (phases 3 and 4), not on the request.
+    pub on_response: bool,
 }
 
 impl Decision {
     /// Index of the verdict in [`crate::metrics::WAF_VERDICTS`].
     pub fn verdict_index(&self) -> usize {
-        match self.verdict {
-            WafVerdict::Allow => 0,
-            WafVerdict::Block { .. } => 1,
-            WafVerdict::Detect { .. } => 2,
-            WafVerdict::TooLarge => 3,
+        match (&self.verdict, self.on_response) {
+            (WafVerdict::Allow, _) => 0,
+            (WafVerdict::Block { .. }, false) => 1,
+            (WafVerdict::Detect { .. }, false) => 2,
+            (WafVerdict::TooLarge, _) => 3,
+            (WafVerdict::Block { .. }, true) => 4,
+            (WafVerdict::Detect { .. }, true) => 5,
+        }
+    }
+
+    /// The decision a transaction has come to, with the logged rules fired from
+    /// `fired_from` on (those before were reported with an earlier decision).
+    pub fn of<R>(tx: &Transaction<R>, mode: WafMode, fired_from: usize, on_response: bool) -> Self
+    where
+        R: std::ops::Deref<Target = super::RuleSet> + Clone,
+    {
+        let fired = tx
+            .fired()
+            .iter()
+            .skip(fired_from)
+            .filter(|f| f.logged)
+            .cloned()
+            .collect();
+        let verdict = match (tx.interruption(), mode) {
+            (Some(i), WafMode::Block) => WafVerdict::Block {
+                rule: i.rule_id,
+                status: i.status,
+            },
+            (Some(i), _) => WafVerdict::Detect { rule: i.rule_id },
+            (None, _) => WafVerdict::Allow,
+        };
+        Decision {
+            verdict,
+            fired,
+            on_response,
         }
     }
 
@@ -52,13 +87,7 @@ impl Decision {
 
 /// The engine's view of a request head.
 pub fn request_head(req: &RequestHeader, client: Option<IpAddr>, unique_id: &str) -> RequestHead {
-    let protocol = match req.version {
-        http::Version::HTTP_09 => "HTTP/0.9",
-        http::Version::HTTP_10 => "HTTP/1.0",
-        http::Version::HTTP_2 => "HTTP/2.0",
-        http::Version::HTTP_3 => "HTTP/3.0",
-        _ => "HTTP/1.1",
-    };
+    let protocol = protocol_name(req.version);
     RequestHead {
         method: req.method.as_str().to_string(),
         uri: req.raw_path().to_vec(),
@@ -75,6 +104,17 @@ pub fn request_head(req: &RequestHeader, client: Option<IpAddr>, unique_id: &str
     }
 }
 
+/// `HTTP/1.1` and friends, as REQUEST_PROTOCOL and RESPONSE_PROTOCOL hold them.
+pub fn protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
 fn has_body(req: &RequestHeader) -> bool {
     let length = req
         .headers
@@ -84,15 +124,17 @@ fn has_body(req: &RequestHeader) -> bool {
     length.is_some_and(|n| n > 0) || req.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
-/// Runs `profile` on the request. Reads (and holds) the body when there is one.
+/// Runs `profile` on the request. Reads (and holds) the body when there is one. When the
+/// profile inspects responses and the request goes on, the transaction comes back to
+/// watch the response.
 pub async fn inspect(
     profile: &WafProfile,
     session: &mut Session,
     client: Option<IpAddr>,
     unique_id: &str,
-) -> pingora::Result<Decision> {
+) -> pingora::Result<(Decision, Option<ResponseWatch>)> {
     let head = request_head(session.req_header(), client, unique_id);
-    let mut tx = Transaction::new(&profile.rules, head);
+    let mut tx = Transaction::new(std::sync::Arc::clone(&profile.rules), head);
     tx.process_request_headers();
     if tx.interruption().is_none() {
         let mut body = Vec::new();
@@ -113,26 +155,28 @@ pub async fn inspect(
             if !complete || !replayable {
                 let inspect_prefix = profile.over_limit == OverLimit::InspectPrefix && replayable;
                 if !inspect_prefix {
-                    return Ok(Decision {
+                    let decision = Decision {
                         verdict: WafVerdict::TooLarge,
                         fired: Vec::new(),
-                    });
+                        on_response: false,
+                    };
+                    return Ok((decision, None));
                 }
                 body.truncate(profile.body_limit);
             }
         }
         tx.process_request_body(&body);
     }
-    let fired: Vec<Fired> = tx.fired().iter().filter(|f| f.logged).cloned().collect();
-    let verdict = match (tx.interruption(), profile.mode) {
-        (Some(i), WafMode::Block) => WafVerdict::Block {
-            rule: i.rule_id,
-            status: i.status,
-        },
-        (Some(i), _) => WafVerdict::Detect { rule: i.rule_id },
-        (None, _) => WafVerdict::Allow,
+    let decision = Decision::of(&tx, profile.mode, 0, false);
+    // (In detect mode a request the rules would have stopped has ended its transaction:
+    // its response is not inspected.)
+    let watch = match (&decision.verdict, &profile.response) {
+        (WafVerdict::Allow, Some(policy)) => {
+            Some(ResponseWatch::new(tx, profile.mode, policy.clone()))
+        }
+        _ => None,
     };
-    Ok(Decision { verdict, fired })
+    Ok((decision, watch))
 }
 
 /// Logs a decision (rule ids, messages, matched data cut to 200 bytes) and counts the

@@ -17,12 +17,46 @@ pub struct WafProfile {
     pub rules: Arc<RuleSet>,
     pub body_limit: usize,
     pub over_limit: OverLimit,
+    /// Set when the profile runs the response-phase rules.
+    pub response: Option<ResponsePolicy>,
+}
+
+/// Which responses the response-phase rules see, and how much of their bodies.
+#[derive(Debug, Clone)]
+pub struct ResponsePolicy {
+    pub body_limit: usize,
+    /// Lower-case media types (no parameters) whose bodies are inspected.
+    pub body_types: Vec<String>,
+}
+
+impl ResponsePolicy {
+    /// Whether a response with this Content-Type has its body held and inspected.
+    pub fn inspects_body(&self, content_type: Option<&[u8]>) -> bool {
+        let Some(ct) = content_type else {
+            return false;
+        };
+        let mime = ct.split(|b| *b == b';').next().unwrap_or(b"").trim_ascii();
+        self.body_types
+            .iter()
+            .any(|t| t.as_bytes().eq_ignore_ascii_case(mime))
+    }
 }
 
 impl WafProfile {
     /// Compiles a profile. Rules the engine cannot run are in the returned report (and
     /// logged by the caller); a file that cannot be read or parsed is an error.
     pub fn compile(name: &str, section: &WafProfileSection) -> Result<WafProfile, String> {
+        Self::compile_shared(name, section, &mut Vec::new())
+    }
+
+    /// As [`Self::compile`], reusing the rule set of an earlier profile in `compiled`
+    /// whose SecLang text is the same (profiles that differ only in mode, body or
+    /// response settings share one compiled rule set).
+    pub fn compile_shared(
+        name: &str,
+        section: &WafProfileSection,
+        compiled: &mut Vec<(String, Arc<RuleSet>)>,
+    ) -> Result<WafProfile, String> {
         // `Include` paths resolve against the including file: make them absolute first.
         let absolute = |p: &String| {
             std::fs::canonicalize(p)
@@ -38,14 +72,30 @@ impl WafProfile {
             Some(dir) => Path::new(dir).join("gatehouse-profile.conf"),
             None => Path::new("embedded").join("default_rules.conf"),
         };
-        let rules =
-            super::load_text(&text, &origin).map_err(|e| format!("WAF profile {name}: {e}"))?;
+        let rules = match compiled.iter().find(|(t, _)| *t == text) {
+            Some((_, rules)) => Arc::clone(rules),
+            None => {
+                let rules = super::load_text(&text, &origin)
+                    .map_err(|e| format!("WAF profile {name}: {e}"))?;
+                let rules = Arc::new(rules);
+                compiled.push((text, Arc::clone(&rules)));
+                rules
+            }
+        };
         Ok(WafProfile {
             name: name.to_string(),
             mode: section.mode,
-            rules: Arc::new(rules),
+            rules,
             body_limit: section.body_limit.0 as usize,
             over_limit: section.body_over_limit,
+            response: section.inspect_response.then(|| ResponsePolicy {
+                body_limit: section.response_body_limit.0 as usize,
+                body_types: section
+                    .response_body_types
+                    .iter()
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect(),
+            }),
         })
     }
 
@@ -57,9 +107,10 @@ impl WafProfile {
 /// The SecLang text a profile stands for.
 fn directives(section: &WafProfileSection) -> String {
     let settings = format!(
-        "SecAction \"id:9000001,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level={p},setvar:tx.detection_paranoia_level={p},setvar:tx.inbound_anomaly_score_threshold={t}\"\n",
+        "SecAction \"id:9000001,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level={p},setvar:tx.detection_paranoia_level={p},setvar:tx.inbound_anomaly_score_threshold={t},setvar:tx.outbound_anomaly_score_threshold={o}\"\n",
         p = section.paranoia,
-        t = section.inbound_threshold
+        t = section.inbound_threshold,
+        o = section.outbound_threshold
     );
     let mut text = String::new();
     match (&section.crs, section.setup_file()) {
@@ -84,4 +135,42 @@ fn directives(section: &WafProfileSection) -> String {
         text.push_str(&format!("SecRuleRemoveByTag \"{tag}\"\n"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(yaml: &str) -> WafProfileSection {
+        serde_yaml::from_str(yaml).expect("profile section")
+    }
+
+    #[test]
+    fn profiles_with_the_same_rules_share_one_compiled_set() {
+        let mut compiled = Vec::new();
+        let block = WafProfile::compile_shared("a", &section("mode: block\n"), &mut compiled)
+            .expect("compiles");
+        let responses = section("mode: detect\ninspect_response: true\n");
+        let detect = WafProfile::compile_shared("b", &responses, &mut compiled).expect("compiles");
+        let stricter = WafProfile::compile_shared("c", &section("paranoia: 2\n"), &mut compiled)
+            .expect("compiles");
+        assert!(Arc::ptr_eq(&block.rules, &detect.rules));
+        assert!(!Arc::ptr_eq(&block.rules, &stricter.rules));
+        assert!(block.response.is_none());
+        assert!(detect
+            .response
+            .as_ref()
+            .is_some_and(|r| r.body_limit == 512 * 1024));
+    }
+
+    #[test]
+    fn response_bodies_are_inspected_by_media_type() {
+        let policy = ResponsePolicy {
+            body_limit: 1024,
+            body_types: vec!["text/html".into()],
+        };
+        assert!(policy.inspects_body(Some(b"Text/HTML; charset=utf-8")));
+        assert!(!policy.inspects_body(Some(b"application/json")));
+        assert!(!policy.inspects_body(None));
+    }
 }

@@ -24,6 +24,14 @@ pub struct RequestHead {
     pub unique_id: String,
 }
 
+/// The response head as the origin sent it.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub protocol: String,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
 /// A keyed member of a collection: arena ids of its key and value.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
@@ -44,6 +52,7 @@ pub struct Data {
     /// Field name -> size.
     pub files_sizes: Vec<Entry>,
     pub part_headers: Vec<Entry>,
+    pub response_headers: Vec<Entry>,
     /// XML body: the document's text content, and each attribute value.
     pub xml_text: Option<u32>,
     pub xml_attributes: Vec<u32>,
@@ -225,6 +234,31 @@ impl Data {
     }
 }
 
+impl Data {
+    /// Fills RESPONSE_STATUS, RESPONSE_PROTOCOL, RESPONSE_HEADERS and the content type
+    /// and length.
+    pub fn add_response_head(&mut self, head: ResponseHead) {
+        self.set_scalar(
+            Collection::ResponseStatus,
+            head.status.to_string().into_bytes(),
+        );
+        self.set_scalar(Collection::ResponseProtocol, head.protocol.into_bytes());
+        for (name, value) in head.headers {
+            if name.eq_ignore_ascii_case(b"content-type") {
+                self.set_scalar(Collection::ResponseContentType, value.clone());
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                self.set_scalar(Collection::ResponseContentLength, value.clone());
+            }
+            let e = self.entry(name, value);
+            self.response_headers.push(e);
+        }
+    }
+
+    pub fn set_response_body(&mut self, body: &[u8]) {
+        self.set_scalar(Collection::ResponseBody, body.to_vec());
+    }
+}
+
 fn strip_scheme_and_host(uri: &[u8]) -> &[u8] {
     let lower_starts = |p: &[u8]| uri.len() >= p.len() && uri[..p.len()].eq_ignore_ascii_case(p);
     let rest = if lower_starts(b"http://") {
@@ -364,6 +398,8 @@ impl<'a> View<'a> {
             FilesNames => keyed(&d.files, true, out),
             FilesSizes => keyed(&d.files_sizes, false, out),
             MultipartPartHeaders => keyed(&d.part_headers, false, out),
+            ResponseHeaders => keyed(&d.response_headers, false, out),
+            ResponseHeadersNames => keyed(&d.response_headers, true, out),
             Tx => {
                 if let Selector::Key(k) = &target.selector {
                     if let Some((k, v)) = self.vars.tx.get_key_value(k.as_str()) {

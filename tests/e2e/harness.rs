@@ -2,6 +2,7 @@
 //! `gatehouse` binary started on a generated YAML file (killed when the guard drops), an
 //! HTTP client, and waiting with a deadline instead of sleeping.
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -62,7 +63,9 @@ struct OriginState {
 
 /// An HTTP/1.1 origin on `127.0.0.1:0`. Every answer's body is the origin's name; it sends
 /// `Server` and `X-Powered-By` headers (which the proxy should hide). Paths:
-/// `/healthz` answers the configured health status; `/slow/<ms>` waits that long first.
+/// `/healthz` answers the configured health status; `/slow/<ms>` waits that long first;
+/// `/reflect` answers with the status, headers and body that its JSON body (or the
+/// base64 JSON in an `X-Reflect` header) describes.
 pub struct Origin {
     pub addr: SocketAddr,
     pub name: String,
@@ -179,7 +182,19 @@ async fn answer(
     });
     // Read the whole body, as a real application does: hyper closes a keep-alive
     // connection whose request body was left unread.
-    let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+    let uri = req.uri().to_string();
+    let spec_header = req.headers().get("x-reflect").and_then(|v| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_bytes())
+            .ok()
+    });
+    let body = match http_body_util::BodyExt::collect(req.into_body()).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    if path == "/reflect" {
+        return reflect(&uri, spec_header.as_deref().unwrap_or(&body));
+    }
     let status = if path == "/healthz" {
         state.health.load(SeqCst)
     } else {
@@ -198,6 +213,32 @@ async fn answer(
         .header("x-origin", name)
         .body(Full::new(Bytes::from(name.to_string())))
         .expect("response")
+}
+
+/// The admin API's `/metrics` text.
+pub async fn metrics(admin_port: u16) -> String {
+    client()
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// `POST /reflect`: the response the JSON body describes, as the CRS test backend sends it.
+fn reflect(uri: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    let (head, content) = gatehouse::waf::conformance::reflect_response(uri.as_bytes(), body);
+    let mut response = Response::builder().status(head.status);
+    for (k, v) in &head.headers {
+        if !k.eq_ignore_ascii_case(b"content-length") {
+            response = response.header(k.as_slice(), v.as_slice());
+        }
+    }
+    response
+        .body(Full::new(Bytes::from(content)))
+        .expect("reflected response")
 }
 
 /// The real `gatehouse` binary on a generated config; killed when dropped.

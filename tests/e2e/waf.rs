@@ -3,7 +3,9 @@
 //! detection mode logs and lets through; bodies past the limit are refused or inspected
 //! by prefix; the CRS loads from a directory; decisions are counted in metrics.
 
-use super::harness::{backends, check_config, client, free_port, get, wait_until, Origin, Proxy};
+use super::harness::{
+    backends, check_config, client, free_port, get, metrics, wait_until, Origin, Proxy,
+};
 use std::time::Duration;
 
 fn crs_dir() -> String {
@@ -212,14 +214,7 @@ async fn the_core_rule_set_runs_from_its_directory() {
         || async { proxy.log().contains("949110") },
     )
     .await;
-    let metrics = client()
-        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics(admin_port).await;
     for line in [
         "gatehouse_waf_decisions_total{route=\"all\",verdict=\"allow\"} 1",
         "gatehouse_waf_decisions_total{route=\"all\",verdict=\"block\"} 1",
@@ -235,7 +230,7 @@ fn config_check_names_waf_problems_and_loads_the_crs() {
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,
-        "waf:\n  strict:\n    paranoia: 7\n    crs: /nonexistent/crs\nupstreams:\n  app: { backends: [ { address: \"127.0.0.1:9\" } ] }\nroutes:\n  - { name: all, upstream: app, waf: default }\n",
+        "waf:\n  strict:\n    paranoia: 7\n    crs: /nonexistent/crs\n    response_body_limit: 64MiB\n    response_body_types: [html]\nupstreams:\n  app: { backends: [ { address: \"127.0.0.1:9\" } ] }\nroutes:\n  - { name: all, upstream: app, waf: default }\n",
     )
     .expect("write");
     let (code, out) = check_config(&bad);
@@ -249,8 +244,16 @@ fn config_check_names_waf_problems_and_loads_the_crs() {
         "{out}"
     );
     assert!(
+        out.contains("line 5: waf.strict.response_body_limit: must be between 1B and 8MiB"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 6: waf.strict.response_body_types[0]: \"html\" is not a media type"),
+        "{out}"
+    );
+    assert!(
         out.contains(
-            "line 8: routes[0].waf: no WAF profile named `default`; defined profiles: strict"
+            "line 10: routes[0].waf: no WAF profile named `default`; defined profiles: strict"
         ),
         "{out}"
     );

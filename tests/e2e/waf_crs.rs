@@ -1,7 +1,8 @@
 //! The WAF engine against the OWASP Core Rule Set's own regression suite (read from
 //! `../shared/corpora/crs`, or `GATEHOUSE_CRS_DIR`), judged by rule id at paranoia
 //! level 4 as the CRS project judges engines: the stages whose rule must fire, the
-//! stages whose rule must stay quiet, and the benign stages where no rule may fire.
+//! stages whose rule must stay quiet, and the benign stages where no rule may fire; and
+//! the response-phase rules on the responses the CRS test backend would send.
 
 use gatehouse::waf::conformance::{judge_ids, known_cause, load_crs, load_stages, run_engine};
 use std::path::PathBuf;
@@ -67,6 +68,32 @@ fn crs_regression_suite_by_rule_id_at_paranoia_4() {
         unexplained.is_empty(),
         "failures without a known cause (see make waf-eval): {unexplained:?}"
     );
+}
+
+/// The response-phase rules (RESPONSE-95x, the outbound score 959100 and the phase-5
+/// correlation 980170) on the responses the CRS test backend would send, by rule id at
+/// paranoia 4 with requests never blocked (as the CRS project runs these tests).
+#[test]
+fn crs_response_rules_by_rule_id() {
+    use gatehouse::waf::conformance::{run_engine_with_response, RESPONSE_STAGE_SETUP};
+    let dir = crs_dir();
+    let rules = load_crs(&dir, 4, RESPONSE_STAGE_SETUP).expect("CRS loads");
+    let stages = load_stages(&dir.join("tests/regression/tests")).expect("tests read");
+    let mut judged = 0;
+    let mut failed = Vec::new();
+    for stage in stages.iter().filter(|s| s.file.starts_with("RESPONSE-")) {
+        if stage.expect.kind() == "other" {
+            continue;
+        }
+        judged += 1;
+        if !judge_ids(&stage.expect, &run_engine_with_response(&rules, &stage.raw))
+            && known_cause(&stage.name()).is_none()
+        {
+            failed.push(stage.name());
+        }
+    }
+    assert!(judged >= 90, "suite incomplete: {judged} response stages");
+    assert!(failed.is_empty(), "response stages failing: {failed:?}");
 }
 
 /// (b) by outcome through the real binary at paranoia 1: the benign stages pass (but the

@@ -127,3 +127,44 @@ SecRule &REQUEST_HEADERS:X-Missing "@eq 0" "id:2,phase:1,pass"
 "#;
     assert_eq!(run(rules, "/", &[]).0, vec![2]);
 }
+
+#[test]
+fn response_phases_see_status_headers_and_body_and_keep_the_request_scores() {
+    let rules = r#"
+SecRule ARGS:q "@contains hint" "id:1,phase:2,pass,setvar:tx.suspect=1"
+SecRule RESPONSE_STATUS "@rx ^5" "id:2,phase:3,pass,setvar:tx.outbound=+2"
+SecRule RESPONSE_HEADERS:Content-Type "@contains html" "id:3,phase:3,pass,setvar:tx.outbound=+1"
+SecRule RESPONSE_BODY "@contains stack trace" "id:4,phase:4,pass,setvar:tx.outbound=+2"
+SecRule TX:OUTBOUND "@ge %{tx.suspect}4" "id:5,phase:4,deny,status:403"
+"#;
+    let set = load_text(rules, Path::new("test.conf")).expect("rules parse");
+    let run = |status: u16, body: &[u8]| {
+        let mut tx = Transaction::new(&set, head("/?q=hint", &[]));
+        tx.process_request_headers();
+        tx.process_request_body(b"");
+        tx.process_response_headers(crate::waf::ResponseHead {
+            status,
+            protocol: "HTTP/1.1".into(),
+            headers: vec![(b"content-type".to_vec(), b"text/html".to_vec())],
+        });
+        tx.process_response_body(body);
+        let fired: Vec<u32> = tx.fired().iter().map(|f| f.id).collect();
+        (fired, tx.interruption().map(|i| i.rule_id))
+    };
+    // tx.suspect=1 from the request makes the threshold "14": 2+1+2 = 5 is below it...
+    assert_eq!(run(500, b"a stack trace"), (vec![1, 2, 3, 4], None));
+    // ...and the request's variables are what the macro expands: without the hint the
+    // threshold is "4" and the same response is stopped in phase 4.
+    let mut tx = Transaction::new(&set, head("/?q=fine", &[]));
+    tx.process_request_headers();
+    tx.process_request_body(b"");
+    tx.process_response_headers(crate::waf::ResponseHead {
+        status: 503,
+        protocol: "HTTP/1.1".into(),
+        headers: vec![(b"Content-Type".to_vec(), b"text/html".to_vec())],
+    });
+    assert!(tx.interruption().is_none(), "phase 3 only scores");
+    tx.process_response_body(b"java stack trace");
+    assert_eq!(tx.interruption().map(|i| i.rule_id), Some(5));
+    assert_eq!(run(200, b"fine"), (vec![1, 3], None));
+}
