@@ -46,25 +46,74 @@ enum Scope {
 struct Slot {
     /// None: not computed yet; Some(None): the chain leaves the value unchanged.
     value: Option<Option<Arc<[u8]>>>,
-    /// None: not scanned yet; Some(None): the chain has no prefilter.
-    hits: Option<Option<Hits>>,
+    /// None: not scanned yet; Some(None): the chain has no prefilter; Some(Some(at)):
+    /// the hits start at `at` in [`Cache::hits`].
+    hits: Option<Option<u32>>,
 }
 
-/// Per-transaction memo of transformed values and prefilter scans, by (arena id, chain
-/// id): a value is transformed and scanned once per chain, however many rules read it.
+/// Per-transaction memo of transformed values and prefilter scans, by arena id and chain
+/// id: a value is transformed and scanned once per chain, however many rules read it.
+/// A value meets a handful of chains: a short list per value beats hashing.
 struct Cache {
-    slots: FnvHashMap<(u32, u32), Slot>,
+    by_id: Vec<SmallVec<[(u32, Slot); 4]>>,
+    /// Every scan's hits, back to back.
+    hits: Vec<u64>,
 }
 
 impl Cache {
     fn new() -> Cache {
         Cache {
-            slots: FnvHashMap::with_capacity_and_hasher(64, Default::default()),
+            by_id: Vec::new(),
+            hits: Vec::with_capacity(256),
         }
     }
 
     fn slot(&mut self, id: u32, chain: u32) -> &mut Slot {
-        self.slots.entry((id, chain)).or_default()
+        let id = id as usize;
+        if id >= self.by_id.len() {
+            self.by_id.resize_with(id + 1, SmallVec::new);
+        }
+        let list = &mut self.by_id[id];
+        let index = match list.iter().position(|(c, _)| *c == chain) {
+            Some(i) => i,
+            None => {
+                list.push((chain, Slot::default()));
+                list.len() - 1
+            }
+        };
+        &mut list[index].1
+    }
+
+    /// Whether `slot`'s literals may be in the value `id` transformed by `chain`
+    /// (scanning it the first time).
+    fn possible(
+        &mut self,
+        id: u32,
+        chain: u32,
+        value: &[u8],
+        prefilters: &Prefilters,
+        slot: u32,
+    ) -> bool {
+        match self.hits_of(id, chain, value, prefilters) {
+            Some(at) => prefilter::has(&self.hits[at as usize..], slot),
+            None => true,
+        }
+    }
+
+    /// Where the hits of value `id` under `chain` are (None: the chain has no prefilter).
+    fn hits_of(
+        &mut self,
+        id: u32,
+        chain: u32,
+        value: &[u8],
+        prefilters: &Prefilters,
+    ) -> Option<u32> {
+        if let Some(known) = self.slot(id, chain).hits {
+            return known;
+        }
+        let at = prefilters.scan_into(chain, value, &mut self.hits);
+        self.slot(id, chain).hits = Some(at);
+        at
     }
 }
 
@@ -330,8 +379,11 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         let mut matches = Vec::new();
         let mut items = Items::new();
         for target in link.targets.iter().filter(|t| !t.exclude) {
-            // (XML's selectors are XPath: the whole collection is not a superset.)
-            let skippable = !target.count && target.collection != Collection::Xml;
+            // Only whole collections: the union costs a scan of every value, a waste for
+            // one header. (XML's selectors are XPath: the collection is not a superset.)
+            let skippable = !target.count
+                && matches!(target.selector, Selector::All)
+                && target.collection != Collection::Xml;
             if let (Some(slot), true) = (link.prefilter_slot, skippable) {
                 // Skip the whole target when no value in its collection holds the
                 // rule's literals (exclusions only remove values, so this is safe).
@@ -395,13 +447,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     let prefilters = &self.rules.prefilters;
                     let chain = link.transform_chain;
                     let possible = match item.cache_id {
-                        Some(id) => self
-                            .cache
-                            .slot(id, chain)
-                            .hits
-                            .get_or_insert_with(|| prefilters.scan(chain, &value))
-                            .as_ref()
-                            .is_none_or(|h| prefilter::has(h, slot)),
+                        Some(id) => self.cache.possible(id, chain, &value, prefilters, slot),
                         None => prefilters
                             .scan(chain, &value)
                             .is_none_or(|h| prefilter::has(&h, slot)),
@@ -547,16 +593,12 @@ fn collection_hits(
     let mut items = Items::new();
     view.collect(&all, &[], &mut items);
     let chain = link.transform_chain;
-    let mut union = vec![0u64; (prefilters.slots as usize).div_ceil(64)].into_boxed_slice();
+    let mut union = vec![0u64; prefilters.words()].into_boxed_slice();
     for item in &items {
         let id = item.cache_id?;
         let value = transformed(cache, item, link);
-        let hits = cache
-            .slot(id, chain)
-            .hits
-            .get_or_insert_with(|| prefilters.scan(chain, &value))
-            .as_ref()?;
-        for (u, h) in union.iter_mut().zip(hits.iter()) {
+        let at = cache.hits_of(id, chain, &value, prefilters)? as usize;
+        for (u, h) in union.iter_mut().zip(&cache.hits[at..]) {
             *u |= h;
         }
     }

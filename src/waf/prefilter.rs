@@ -98,15 +98,30 @@ impl Prefilters {
         }
     }
 
+    /// Words in one set of hits.
+    pub fn words(&self) -> usize {
+        (self.slots as usize).div_ceil(64)
+    }
+
     /// Scans a value transformed by `chain`; None when the chain has no prefilter.
     pub fn scan(&self, chain: u32, value: &[u8]) -> Option<Hits> {
+        let mut hits = Vec::new();
+        self.scan_into(chain, value, &mut hits)?;
+        Some(hits.into_boxed_slice())
+    }
+
+    /// As [`Self::scan`], appending the hits to `arena` (no allocation per scan once the
+    /// arena has grown); returns where they start.
+    pub fn scan_into(&self, chain: u32, value: &[u8], arena: &mut Vec<u64>) -> Option<u32> {
         let pf = self.chains.get(chain as usize)?.as_ref()?;
-        let mut hits = vec![0u64; (self.slots as usize).div_ceil(64)].into_boxed_slice();
+        let start = arena.len();
+        arena.resize(start + self.words(), 0);
+        let hits = &mut arena[start..];
         for m in pf.ac.find_overlapping_iter(value) {
             let slot = pf.slot_of[m.pattern().as_usize()] as usize;
             hits[slot / 64] |= 1 << (slot % 64);
         }
-        Some(hits)
+        Some(start as u32)
     }
 }
 
