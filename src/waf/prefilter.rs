@@ -5,7 +5,9 @@
 //! rule whose literals are absent is skipped without running its regex.
 
 use super::operators::byte_escapes;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 /// The literals every match of `pattern` starts with (or, failing that, ends with),
@@ -51,7 +53,7 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
 /// The automaton of one transformation chain: pattern i belongs to rule slot `slot_of[i]`.
 #[derive(Debug)]
 pub struct ChainPrefilter {
-    ac: AhoCorasick,
+    dfa: DFA,
     slot_of: Vec<u32>,
 }
 
@@ -83,13 +85,14 @@ impl Prefilters {
                 if pats.is_empty() {
                     return None;
                 }
-                AhoCorasickBuilder::new()
+                DFA::builder()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
+                    .start_kind(StartKind::Unanchored)
+                    .prefilter(false)
                     .build(&pats)
                     .ok()
-                    .map(|ac| ChainPrefilter { ac, slot_of })
+                    .map(|dfa| ChainPrefilter { dfa, slot_of })
             })
             .collect();
         Prefilters {
@@ -117,9 +120,20 @@ impl Prefilters {
         let start = arena.len();
         arena.resize(start + self.words(), 0);
         let hits = &mut arena[start..];
-        for m in pf.ac.find_overlapping_iter(value) {
-            let slot = pf.slot_of[m.pattern().as_usize()] as usize;
-            hits[slot / 64] |= 1 << (slot % 64);
+        // The automaton walked by hand: every match state reports all its patterns, with
+        // none of the resumable iterator's bookkeeping per match.
+        let dfa = &pf.dfa;
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return Some(start as u32);
+        };
+        for &b in value {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                for i in 0..dfa.match_len(sid) {
+                    let slot = pf.slot_of[dfa.match_pattern(sid, i).as_usize()] as usize;
+                    hits[slot / 64] |= 1 << (slot % 64);
+                }
+            }
         }
         Some(start as u32)
     }
