@@ -58,6 +58,9 @@ struct Cache {
     by_id: Vec<SmallVec<[(u32, Slot); 4]>>,
     /// Every scan's hits, back to back.
     hits: Vec<u64>,
+    /// Per value: the distinct forms scanned (start and length in `form_bytes`, hits).
+    forms: Vec<SmallVec<[(u32, u32, u32); 2]>>,
+    form_bytes: Vec<u8>,
 }
 
 impl Cache {
@@ -65,6 +68,8 @@ impl Cache {
         Cache {
             by_id: Vec::new(),
             hits: Vec::with_capacity(256),
+            forms: Vec::new(),
+            form_bytes: Vec::with_capacity(1024),
         }
     }
 
@@ -101,6 +106,8 @@ impl Cache {
     }
 
     /// Where the hits of value `id` under `chain` are (None: the chain has no prefilter).
+    /// Chains that give the value the same bytes (ignoring case: the literals do) share
+    /// one scan.
     fn hits_of(
         &mut self,
         id: u32,
@@ -111,7 +118,26 @@ impl Cache {
         if let Some(known) = self.slot(id, chain).hits {
             return known;
         }
-        let at = prefilters.scan_into(chain, value, &mut self.hits);
+        let at = prefilters.covers(chain).then(|| {
+            let index = id as usize;
+            if index >= self.forms.len() {
+                self.forms.resize_with(index + 1, SmallVec::new);
+            }
+            let bytes = &self.form_bytes;
+            let seen = self.forms[index]
+                .iter()
+                .find(|(start, len, _)| {
+                    bytes[*start as usize..(*start + *len) as usize].eq_ignore_ascii_case(value)
+                })
+                .map(|(_, _, at)| *at);
+            seen.unwrap_or_else(|| {
+                let at = prefilters.scan_into(value, &mut self.hits);
+                let start = self.form_bytes.len() as u32;
+                self.form_bytes.extend_from_slice(value);
+                self.forms[index].push((start, value.len() as u32, at));
+                at
+            })
+        });
         self.slot(id, chain).hits = Some(at);
         at
     }

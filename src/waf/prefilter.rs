@@ -50,17 +50,16 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     best
 }
 
-/// The automaton of one transformation chain: pattern i belongs to rule slot `slot_of[i]`.
-#[derive(Debug)]
-pub struct ChainPrefilter {
-    dfa: DFA,
-    slot_of: Vec<u32>,
-}
-
-/// All prefilters of a rule set, by transformation chain id.
+/// All prefilters of a rule set: one automaton over every slot's literals (pattern i
+/// belongs to slot `slot_of[i]`). A value is scanned once per distinct transformed form,
+/// whatever the chains that produce it; a scan may set the bits of slots of other chains,
+/// which nobody reads for this form.
 #[derive(Debug, Default)]
 pub struct Prefilters {
-    chains: Vec<Option<ChainPrefilter>>,
+    dfa: Option<DFA>,
+    slot_of: Vec<u32>,
+    /// Which transformation chains have slots.
+    chains: Vec<bool>,
     /// Number of slots (rule links with a prefilter).
     pub slots: u32,
 }
@@ -71,34 +70,38 @@ pub type Hits = Box<[u64]>;
 impl Prefilters {
     /// `entries`: (chain id, literals) per slot, slot = index.
     pub fn build(chains: usize, entries: &[(u32, Vec<Vec<u8>>)]) -> Prefilters {
-        let mut per_chain: Vec<(Vec<Vec<u8>>, Vec<u32>)> = vec![(Vec::new(), Vec::new()); chains];
+        let mut with_slots = vec![false; chains];
+        let mut pats = Vec::new();
+        let mut slot_of = Vec::new();
         for (slot, (chain, literals)) in entries.iter().enumerate() {
-            let (pats, slots) = &mut per_chain[*chain as usize];
+            with_slots[*chain as usize] = true;
             for lit in literals {
                 pats.push(lit.clone());
-                slots.push(slot as u32);
+                slot_of.push(slot as u32);
             }
         }
-        let chains = per_chain
-            .into_iter()
-            .map(|(pats, slot_of)| {
-                if pats.is_empty() {
-                    return None;
-                }
-                DFA::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .start_kind(StartKind::Unanchored)
-                    .prefilter(false)
-                    .build(&pats)
-                    .ok()
-                    .map(|dfa| ChainPrefilter { dfa, slot_of })
-            })
-            .collect();
+        let dfa = DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
+            .build(&pats)
+            .ok();
         Prefilters {
-            chains,
+            chains: if dfa.is_some() {
+                with_slots
+            } else {
+                vec![false; chains]
+            },
+            dfa,
+            slot_of,
             slots: entries.len() as u32,
         }
+    }
+
+    /// Whether rules read values through `chain` with a prefilter.
+    pub fn covers(&self, chain: u32) -> bool {
+        self.chains.get(chain as usize).copied().unwrap_or(false)
     }
 
     /// Words in one set of hits.
@@ -108,34 +111,38 @@ impl Prefilters {
 
     /// Scans a value transformed by `chain`; None when the chain has no prefilter.
     pub fn scan(&self, chain: u32, value: &[u8]) -> Option<Hits> {
+        if !self.covers(chain) {
+            return None;
+        }
         let mut hits = Vec::new();
-        self.scan_into(chain, value, &mut hits)?;
+        self.scan_into(value, &mut hits);
         Some(hits.into_boxed_slice())
     }
 
-    /// As [`Self::scan`], appending the hits to `arena` (no allocation per scan once the
-    /// arena has grown); returns where they start.
-    pub fn scan_into(&self, chain: u32, value: &[u8], arena: &mut Vec<u64>) -> Option<u32> {
-        let pf = self.chains.get(chain as usize)?.as_ref()?;
+    /// Appends the hits of `value` to `arena` (no allocation per scan once the arena has
+    /// grown); returns where they start.
+    pub fn scan_into(&self, value: &[u8], arena: &mut Vec<u64>) -> u32 {
         let start = arena.len();
         arena.resize(start + self.words(), 0);
         let hits = &mut arena[start..];
         // The automaton walked by hand: every match state reports all its patterns, with
         // none of the resumable iterator's bookkeeping per match.
-        let dfa = &pf.dfa;
+        let Some(dfa) = &self.dfa else {
+            return start as u32;
+        };
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return Some(start as u32);
+            return start as u32;
         };
         for &b in value {
             sid = dfa.next_state(Anchored::No, sid, b);
             if dfa.is_special(sid) && dfa.is_match(sid) {
                 for i in 0..dfa.match_len(sid) {
-                    let slot = pf.slot_of[dfa.match_pattern(sid, i).as_usize()] as usize;
+                    let slot = self.slot_of[dfa.match_pattern(sid, i).as_usize()] as usize;
                     hits[slot / 64] |= 1 << (slot % 64);
                 }
             }
         }
-        Some(start as u32)
+        start as u32
     }
 }
 
