@@ -73,74 +73,93 @@ impl Cache {
         }
     }
 
-    fn slot(&mut self, id: u32, chain: u32) -> &mut Slot {
-        let id = id as usize;
-        if id >= self.by_id.len() {
-            self.by_id.resize_with(id + 1, SmallVec::new);
-        }
-        let list = &mut self.by_id[id];
-        let index = match list.iter().position(|(c, _)| *c == chain) {
-            Some(i) => i,
+    /// An item's value transformed by `link`'s chain and, when the chain has a
+    /// prefilter, where the value's hits are in [`Cache::hits`]: computed once per value
+    /// and chain, then found with one lookup.
+    fn prepare<'a>(
+        &mut self,
+        item: &'a Item,
+        link: &Link,
+        prefilters: &Prefilters,
+    ) -> (Val<'a>, Option<u32>) {
+        let Some(id) = item.cache_id else {
+            let value = match apply_chain(&item.value, link) {
+                Some(v) => Val::Shared(v),
+                None => Val::Borrowed(item.value.as_ref()),
+            };
+            return (value, None);
+        };
+        let chain = link.transform_chain;
+        let Cache {
+            by_id,
+            hits,
+            forms,
+            form_bytes,
+        } = self;
+        let slot = slot_in(by_id, id, chain);
+        let transformed = slot
+            .value
+            .get_or_insert_with(|| apply_chain(&item.value, link))
+            .clone();
+        let value = match transformed {
+            Some(v) => Val::Shared(v),
+            None => Val::Borrowed(item.value.as_ref()),
+        };
+        let at = match slot.hits {
+            Some(known) => known,
             None => {
-                list.push((chain, Slot::default()));
-                list.len() - 1
+                let at = prefilters
+                    .covers(chain)
+                    .then(|| scan_form(forms, form_bytes, hits, id, &value, prefilters));
+                slot.hits = Some(at);
+                at
             }
         };
-        &mut list[index].1
+        (value, at)
     }
+}
 
-    /// Whether `slot`'s literals may be in the value `id` transformed by `chain`
-    /// (scanning it the first time).
-    fn possible(
-        &mut self,
-        id: u32,
-        chain: u32,
-        value: &[u8],
-        prefilters: &Prefilters,
-        slot: u32,
-    ) -> bool {
-        match self.hits_of(id, chain, value, prefilters) {
-            Some(at) => prefilter::has(&self.hits[at as usize..], slot),
-            None => true,
-        }
+fn slot_in(by_id: &mut Vec<SmallVec<[(u32, Slot); 4]>>, id: u32, chain: u32) -> &mut Slot {
+    let id = id as usize;
+    if id >= by_id.len() {
+        by_id.resize_with(id + 1, SmallVec::new);
     }
+    let list = &mut by_id[id];
+    let index = match list.iter().position(|(c, _)| *c == chain) {
+        Some(i) => i,
+        None => {
+            list.push((chain, Slot::default()));
+            list.len() - 1
+        }
+    };
+    &mut list[index].1
+}
 
-    /// Where the hits of value `id` under `chain` are (None: the chain has no prefilter).
-    /// Chains that give the value the same bytes (ignoring case: the literals do) share
-    /// one scan.
-    fn hits_of(
-        &mut self,
-        id: u32,
-        chain: u32,
-        value: &[u8],
-        prefilters: &Prefilters,
-    ) -> Option<u32> {
-        if let Some(known) = self.slot(id, chain).hits {
-            return known;
-        }
-        let at = prefilters.covers(chain).then(|| {
-            let index = id as usize;
-            if index >= self.forms.len() {
-                self.forms.resize_with(index + 1, SmallVec::new);
-            }
-            let bytes = &self.form_bytes;
-            let seen = self.forms[index]
-                .iter()
-                .find(|(start, len, _)| {
-                    bytes[*start as usize..(*start + *len) as usize].eq_ignore_ascii_case(value)
-                })
-                .map(|(_, _, at)| *at);
-            seen.unwrap_or_else(|| {
-                let at = prefilters.scan_into(value, &mut self.hits);
-                let start = self.form_bytes.len() as u32;
-                self.form_bytes.extend_from_slice(value);
-                self.forms[index].push((start, value.len() as u32, at));
-                at
-            })
-        });
-        self.slot(id, chain).hits = Some(at);
-        at
+/// The hits of value `id` in one of its forms: chains that give the value the same bytes
+/// (ignoring case, as the literals do) share one scan.
+fn scan_form(
+    forms: &mut Vec<SmallVec<[(u32, u32, u32); 2]>>,
+    form_bytes: &mut Vec<u8>,
+    hits: &mut Vec<u64>,
+    id: u32,
+    value: &[u8],
+    prefilters: &Prefilters,
+) -> u32 {
+    let index = id as usize;
+    if index >= forms.len() {
+        forms.resize_with(index + 1, SmallVec::new);
     }
+    let seen = forms[index].iter().find(|(start, len, _)| {
+        form_bytes[*start as usize..(*start + *len) as usize].eq_ignore_ascii_case(value)
+    });
+    if let Some((_, _, at)) = seen {
+        return *at;
+    }
+    let at = prefilters.scan_into(value, hits);
+    let start = form_bytes.len() as u32;
+    form_bytes.extend_from_slice(value);
+    forms[index].push((start, value.len() as u32, at));
+    at
 }
 
 /// One request (and maybe its response) going through a rule set. `R` is how the rule
@@ -414,20 +433,17 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 // Skip the whole target when no value in its collection holds the
                 // rule's literals (exclusions only remove values, so this is safe).
                 let key = (target.collection, link.transform_chain);
-                if !self.unions.contains_key(&key) {
-                    let union = collection_hits(
+                let union = self.unions.entry(key).or_insert_with(|| {
+                    collection_hits(
                         &mut self.cache,
                         &view,
                         &self.rules.prefilters,
                         link,
                         target.collection,
-                    );
-                    self.unions.insert(key, union);
-                }
-                if let Some(Some(union)) = self.unions.get(&key) {
-                    if !prefilter::has(union, slot) {
-                        continue;
-                    }
+                    )
+                });
+                if union.as_ref().is_some_and(|u| !prefilter::has(u, slot)) {
+                    continue;
                 }
             }
             items.clear();
@@ -468,14 +484,16 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     }
                     continue;
                 }
-                let value = transformed(&mut self.cache, item, link);
+                let prefilters = &self.rules.prefilters;
+                let (value, at) = self.cache.prepare(item, link, prefilters);
                 if let Some(slot) = link.prefilter_slot {
-                    let prefilters = &self.rules.prefilters;
-                    let chain = link.transform_chain;
-                    let possible = match item.cache_id {
-                        Some(id) => self.cache.possible(id, chain, &value, prefilters, slot),
-                        None => prefilters
-                            .scan(chain, &value)
+                    let possible = match (item.cache_id, at) {
+                        (Some(_), Some(at)) => {
+                            prefilter::has(&self.cache.hits[at as usize..], slot)
+                        }
+                        (Some(_), None) => true,
+                        (None, _) => prefilters
+                            .scan(link.transform_chain, &value)
                             .is_none_or(|h| prefilter::has(&h, slot)),
                     };
                     if !possible {
@@ -570,35 +588,16 @@ impl std::ops::Deref for Val<'_> {
     }
 }
 
-/// The fully transformed value of an item: borrowed when no transformation changes it,
-/// cached per (value, transformation chain) for request data.
-fn transformed<'a>(cache: &mut Cache, item: &'a Item, link: &Link) -> Val<'a> {
-    if link.transforms.is_empty() {
-        return Val::Borrowed(item.value.as_ref());
-    }
-    if let Some(id) = item.cache_id {
-        if let Some(known) = &cache.slot(id, link.transform_chain).value {
-            return match known {
-                Some(v) => Val::Shared(v.clone()),
-                None => Val::Borrowed(item.value.as_ref()),
-            };
-        }
-    }
+/// The value after `link`'s transformations; None when they leave it unchanged.
+fn apply_chain(value: &[u8], link: &Link) -> Option<Arc<[u8]>> {
     let mut current: Option<Vec<u8>> = None;
     for t in &link.transforms {
-        let input = current.as_deref().unwrap_or(item.value.as_ref());
+        let input = current.as_deref().unwrap_or(value);
         if let Some(next) = t.apply(input) {
             current = Some(next);
         }
     }
-    let result: Option<Arc<[u8]>> = current.map(Arc::from);
-    if let Some(id) = item.cache_id {
-        cache.slot(id, link.transform_chain).value = Some(result.clone());
-    }
-    match result {
-        Some(v) => Val::Shared(v),
-        None => Val::Borrowed(item.value.as_ref()),
-    }
+    current.map(Arc::from)
 }
 
 /// The union of the prefilter hits of every value in `collection` under `link`'s chain;
@@ -618,12 +617,10 @@ fn collection_hits(
     };
     let mut items = Items::new();
     view.collect(&all, &[], &mut items);
-    let chain = link.transform_chain;
     let mut union = vec![0u64; prefilters.words()].into_boxed_slice();
     for item in &items {
-        let id = item.cache_id?;
-        let value = transformed(cache, item, link);
-        let at = cache.hits_of(id, chain, &value, prefilters)? as usize;
+        item.cache_id?;
+        let at = cache.prepare(item, link, prefilters).1? as usize;
         for (u, h) in union.iter_mut().zip(&cache.hits[at..]) {
             *u |= h;
         }
