@@ -51,6 +51,10 @@ struct Slot {
     hits: Option<Option<u32>>,
 }
 
+/// The distinct forms of one value that were scanned: start and length in
+/// [`Cache::form_bytes`], and where their hits are.
+type Forms = SmallVec<[(u32, u32, u32); 2]>;
+
 /// Per-transaction memo of transformed values and prefilter scans, by arena id and chain
 /// id: a value is transformed and scanned once per chain, however many rules read it.
 /// A value meets a handful of chains: a short list per value beats hashing.
@@ -58,8 +62,7 @@ struct Cache {
     by_id: Vec<SmallVec<[(u32, Slot); 4]>>,
     /// Every scan's hits, back to back.
     hits: Vec<u64>,
-    /// Per value: the distinct forms scanned (start and length in `form_bytes`, hits).
-    forms: Vec<SmallVec<[(u32, u32, u32); 2]>>,
+    forms: Vec<Forms>,
     form_bytes: Vec<u8>,
 }
 
@@ -138,7 +141,7 @@ fn slot_in(by_id: &mut Vec<SmallVec<[(u32, Slot); 4]>>, id: u32, chain: u32) -> 
 /// The hits of value `id` in one of its forms: chains that give the value the same bytes
 /// (ignoring case, as the literals do) share one scan.
 fn scan_form(
-    forms: &mut Vec<SmallVec<[(u32, u32, u32); 2]>>,
+    forms: &mut Vec<Forms>,
     form_bytes: &mut Vec<u8>,
     hits: &mut Vec<u64>,
     id: u32,
