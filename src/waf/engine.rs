@@ -351,9 +351,18 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             || self.removed_tags.iter().any(|t| rule.has_tag(t))
     }
 
-    /// Evaluates a rule and its chain; true when every link matched.
+    /// Evaluates a rule and its chain; true when every link matched. MATCHED_VAR is the
+    /// last of MATCHED_VARS while the rule runs, and keeps that value after it.
     fn eval_rule(&mut self, rule: &Rule) -> bool {
         self.vars.matched_vars.clear();
+        let fired = self.eval_links(rule);
+        if let Some(last) = self.vars.matched_vars.pop() {
+            self.vars.matched_var = Some(last);
+        }
+        fired
+    }
+
+    fn eval_links(&mut self, rule: &Rule) -> bool {
         for link in &rule.links {
             let matches = self.eval_link(rule, link);
             if matches.is_empty() {
@@ -365,7 +374,6 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                         self.vars.tx.insert(i.to_string(), c.clone());
                     }
                 }
-                self.vars.matched_var = Some((m.name.clone(), m.value.clone()));
                 self.vars.matched_vars.push((m.name, m.value));
                 for sv in &link.setvars {
                     self.setvar(rule, sv);

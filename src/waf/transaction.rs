@@ -313,6 +313,8 @@ fn parse_cookies(header: &[u8]) -> Vec<Pair> {
 #[derive(Debug, Default)]
 pub struct Vars {
     pub tx: BTreeMap<String, Vec<u8>>,
+    /// MATCHED_VAR after the rule that set it (while a rule runs, the last of
+    /// `matched_vars` is MATCHED_VAR).
     pub matched_var: Option<(String, Vec<u8>)>,
     pub matched_vars: Vec<(String, Vec<u8>)>,
     pub body_processor: Option<String>,
@@ -444,7 +446,8 @@ impl<'a> View<'a> {
                 }
             }
             MatchedVar | MatchedVarName => {
-                if let Some((name, value)) = &self.vars.matched_var {
+                let current = self.vars.matched_vars.last();
+                if let Some((name, value)) = current.or(self.vars.matched_var.as_ref()) {
                     let v: &[u8] = if c == MatchedVar {
                         value
                     } else {
