@@ -189,6 +189,9 @@ pub enum Selector {
     /// A key, lower-cased: keys compare without case, as in ModSecurity.
     Key(String),
     Regex(Regex),
+    /// A `/^word/` regex: the keys that start with `word` (lower-cased), found without
+    /// the regex engine (CRS's `TX:/^header_name_920450_/` reads TX this way).
+    Prefix(String, Regex),
 }
 
 impl Selector {
@@ -197,6 +200,9 @@ impl Selector {
             Selector::All => true,
             Selector::Key(k) => key.eq_ignore_ascii_case(k.as_bytes()),
             Selector::Regex(r) => r.is_match(key),
+            Selector::Prefix(p, _) => {
+                key.len() >= p.len() && key[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            }
         }
     }
 
@@ -205,7 +211,10 @@ impl Selector {
         match (self, other) {
             (Selector::All, Selector::All) => true,
             (Selector::Key(a), Selector::Key(b)) => a == b,
-            (Selector::Regex(a), Selector::Regex(b)) => a.as_str() == b.as_str(),
+            (
+                Selector::Regex(a) | Selector::Prefix(_, a),
+                Selector::Regex(b) | Selector::Prefix(_, b),
+            ) => a.as_str() == b.as_str(),
             _ => false,
         }
     }
@@ -331,6 +340,12 @@ fn parse_selector(sel: &str) -> Result<Selector, String> {
             .unicode(false)
             .build()
             .map_err(|e| format!("bad selector regex /{pattern}/: {e}"))?;
+        let prefix = pattern
+            .strip_prefix('^')
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if let Some(p) = prefix {
+            return Ok(Selector::Prefix(p.to_ascii_lowercase(), regex));
+        }
         return Ok(Selector::Regex(regex));
     }
     Ok(Selector::Key(sel.to_ascii_lowercase()))
@@ -352,7 +367,8 @@ mod tests {
         assert!(targets[2].count);
         assert!(matches!(&targets[2].selector, Selector::Key(k) if k == "crs_setup_version"));
         assert_eq!(targets[3].collection, Collection::Xml);
-        assert!(matches!(&targets[4].selector, Selector::Regex(_)));
+        assert!(matches!(&targets[4].selector, Selector::Prefix(p, _) if p == "id_"));
+        assert!(targets[4].selector.accepts(b"ID_x") && !targets[4].selector.accepts(b"xid_"));
     }
 
     #[test]

@@ -416,7 +416,21 @@ impl<'a> View<'a> {
                     }
                     return;
                 }
-                for (k, v) in &self.vars.tx {
+                // TX keys are lower-case and sorted: a prefix is a range.
+                let entries: Box<dyn Iterator<Item = (&String, &Vec<u8>)>> = match &target.selector
+                {
+                    Selector::Prefix(p, _) => Box::new(
+                        self.vars
+                            .tx
+                            .range::<str, _>((
+                                std::ops::Bound::Included(p.as_str()),
+                                std::ops::Bound::Unbounded,
+                            ))
+                            .take_while(|(k, _)| k.starts_with(p.as_str())),
+                    ),
+                    _ => Box::new(self.vars.tx.iter()),
+                };
+                for (k, v) in entries {
                     if target.selector.accepts(k.as_bytes()) && !excluded(k.as_bytes()) {
                         out.push(Item {
                             collection: c,
