@@ -14,7 +14,8 @@ use std::path::Path;
 #[derive(Debug)]
 pub enum Operator {
     Rx(Regex),
-    Pm(AhoCorasick),
+    /// The automaton, and the phrases (for the rule set's literal prefilter).
+    Pm(AhoCorasick, Vec<Vec<u8>>),
     StrEq(Macro),
     Contains(Macro),
     ContainsWord(Macro),
@@ -126,9 +127,7 @@ impl Operator {
         let macro_arg = || Macro::parse(arg);
         Ok(match name.to_ascii_lowercase().as_str() {
             "rx" => Operator::Rx(build_regex(arg)?),
-            "pm" => Operator::Pm(phrases(
-                arg.split_whitespace().map(str::to_string).collect(),
-            )?),
+            "pm" => phrases(arg.split_whitespace().map(str::to_string).collect())?,
             "pmfromfile" | "pmf" => {
                 let mut all = Vec::new();
                 for file in arg.split_whitespace() {
@@ -142,7 +141,7 @@ impl Operator {
                             .map(str::to_string),
                     );
                 }
-                Operator::Pm(phrases(all)?)
+                phrases(all)?
             }
             "streq" => Operator::StrEq(macro_arg()?),
             "contains" => Operator::Contains(macro_arg()?),
@@ -200,7 +199,7 @@ impl Operator {
                     Some(Vec::new())
                 }
             }
-            Operator::Pm(ac) => {
+            Operator::Pm(ac, _) => {
                 let m = ac.find(value)?;
                 yes(vec![value[m.start()..m.end()].to_vec()])
             }
@@ -250,12 +249,16 @@ impl Operator {
     }
 }
 
-fn phrases(list: Vec<String>) -> Result<AhoCorasick, String> {
-    AhoCorasickBuilder::new()
+fn phrases(list: Vec<String>) -> Result<Operator, String> {
+    let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
-        .build(list)
-        .map_err(|e| format!("phrase list: {e}"))
+        .build(&list)
+        .map_err(|e| format!("phrase list: {e}"))?;
+    Ok(Operator::Pm(
+        ac,
+        list.into_iter().map(String::into_bytes).collect(),
+    ))
 }
 
 fn parse_net(s: &str) -> Result<IpNet, String> {

@@ -525,13 +525,18 @@ impl Builder {
         let mut entries = Vec::new();
         for rule in &mut self.rules {
             for link in &mut rule.links {
-                let Some(Operator::Rx(re)) = &link.operator else {
-                    continue;
-                };
                 if link.negated || link.multi_match {
                     continue;
                 }
-                if let Some(literals) = required_literals(re.as_str()) {
+                // A regex's required literals, or a phrase list itself: a value without
+                // any of them cannot match.
+                let literals = match &link.operator {
+                    Some(Operator::Rx(re)) => required_literals(re.as_str()),
+                    Some(Operator::Pm(_, phrases)) => Some(phrases.clone())
+                        .filter(|p| !p.is_empty() && p.iter().all(|l| !l.is_empty())),
+                    _ => None,
+                };
+                if let Some(literals) = literals {
                     link.prefilter_slot = Some(entries.len() as u32);
                     entries.push((link.transform_chain, literals));
                 }
