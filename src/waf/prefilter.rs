@@ -13,6 +13,10 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 /// The literals every match of `pattern` starts with (or, failing that, ends with),
 /// lower-cased; None when there is no such finite set (the rule always runs its regex).
 pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    // The automaton ignores ASCII case, so a leading `(?i)` (ASCII-only here: the
+    // pattern is read without Unicode) can go: without it each letter is one literal
+    // byte, not two, and long alternations stay under the extractor's limits.
+    let pattern = pattern.strip_prefix("(?i)").unwrap_or(pattern);
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
