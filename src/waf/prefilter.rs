@@ -9,9 +9,12 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Hir, HirKind};
 
-/// The literals every match of `pattern` starts with (or, failing that, ends with),
-/// lower-cased; None when there is no such finite set (the rule always runs its regex).
+/// A finite set of literals (lower-cased) one of which every match of `pattern` holds:
+/// what matches start or end with, or what a required inner part starts with, whichever
+/// has the longest shortest literal; None when there is no such set (the rule always
+/// runs its regex).
 pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     // The automaton ignores ASCII case, so a leading `(?i)` (ASCII-only here: the
     // pattern is read without Unicode) can go: without it each letter is one literal
@@ -26,32 +29,51 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .ok()?;
     let mut best: Option<Vec<Vec<u8>>> = None;
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
-        let mut extractor = Extractor::new();
-        extractor
-            .kind(kind)
-            .limit_class(16)
-            .limit_repeat(8)
-            .limit_literal_len(32)
-            .limit_total(4096);
-        let seq = extractor.extract(&hir);
-        let Some(literals) = seq.literals() else {
-            continue;
-        };
-        let mut lower: Vec<Vec<u8>> = literals
-            .iter()
-            .map(|l| l.as_bytes().to_ascii_lowercase())
-            .collect();
-        lower.sort();
-        lower.dedup();
-        if lower.is_empty() || lower.iter().any(Vec::is_empty) {
-            continue;
-        }
-        let min = |v: &Vec<Vec<u8>>| v.iter().map(Vec::len).min().unwrap_or(0);
-        if best.as_ref().is_none_or(|b| min(&lower) > min(b)) {
-            best = Some(lower);
+        consider(&mut best, extract(&hir, kind));
+    }
+    // A match also holds a match of every part of a top-level concatenation: the
+    // prefixes of an inner part (`on` in `[\s"'/]on[a-z]{3,50}=`) are required too.
+    let mut inner = &hir;
+    while let HirKind::Capture(c) = inner.kind() {
+        inner = &c.sub;
+    }
+    if let HirKind::Concat(parts) = inner.kind() {
+        for part in parts {
+            consider(&mut best, extract(part, ExtractKind::Prefix));
         }
     }
     best
+}
+
+/// The finite set of literals (lower-cased) that every match of `hir` starts (ends) with.
+fn extract(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
+    let mut extractor = Extractor::new();
+    extractor
+        .kind(kind)
+        .limit_class(16)
+        .limit_repeat(8)
+        .limit_literal_len(32)
+        .limit_total(4096);
+    let seq = extractor.extract(hir);
+    let mut lower: Vec<Vec<u8>> = seq
+        .literals()?
+        .iter()
+        .map(|l| l.as_bytes().to_ascii_lowercase())
+        .collect();
+    lower.sort();
+    lower.dedup();
+    (!lower.is_empty() && lower.iter().all(|l| !l.is_empty())).then_some(lower)
+}
+
+/// Keeps the candidate whose shortest literal is longest (fewer chance hits).
+fn consider(best: &mut Option<Vec<Vec<u8>>>, candidate: Option<Vec<Vec<u8>>>) {
+    let Some(candidate) = candidate else {
+        return;
+    };
+    let min = |v: &Vec<Vec<u8>>| v.iter().map(Vec::len).min().unwrap_or(0);
+    if best.as_ref().is_none_or(|b| min(&candidate) > min(b)) {
+        *best = Some(candidate);
+    }
 }
 
 /// All prefilters of a rule set: one automaton over every slot's literals (pattern i
@@ -171,6 +193,15 @@ mod tests {
         assert!(
             required_literals(r"\w+").is_none(),
             "no literal in a class run"
+        );
+        assert_eq!(
+            required_literals(r#"(?i)[\t-\r "'\x28,/-9;=`]on[a-z]{3,50}[\t-\r \x28,;]*?=[^=]"#),
+            Some(vec![b"on".to_vec()]),
+            "a required inner part when the ends are classes too wide to list"
+        );
+        assert!(
+            required_literals(r"a?(?:on)?x*").is_none(),
+            "parts that may be empty require nothing"
         );
     }
 
