@@ -204,7 +204,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 ..Default::default()
             },
             cache: Cache::new(),
-            unions: FnvHashMap::default(),
+            unions: FnvHashMap::with_capacity_and_hasher(64, Default::default()),
             mode,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
