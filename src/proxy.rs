@@ -98,20 +98,18 @@ fn waf_response_outcome(ctx: &mut RequestCtx, decision: Option<guard::Decision>)
     let Some(decision) = decision else {
         return Ok(());
     };
-    if let WafVerdict::Block { .. } = decision.verdict {
-        ctx.waf_stopped_response = true;
-    }
-    let Some(route) = ctx.route() else {
-        return Ok(());
+    let refused = match decision.verdict {
+        WafVerdict::Block { status, .. } => Some(status),
+        _ => None,
     };
-    record_waf(
-        route,
-        &String::from_utf8_lossy(ctx.request_id.as_bytes()),
-        &decision,
-    );
-    match decision.verdict {
-        WafVerdict::Block { status, .. } => Err(http_status(status, "response refused by the WAF")),
-        _ => Ok(()),
+    ctx.waf_stopped_response |= refused.is_some();
+    if let Some(route) = ctx.route() {
+        let request_id = String::from_utf8_lossy(ctx.request_id.as_bytes());
+        record_waf(route, &request_id, &decision);
+    }
+    match refused {
+        Some(status) => Err(http_status(status, "response refused by the WAF")),
+        None => Ok(()),
     }
 }
 
