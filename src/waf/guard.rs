@@ -171,9 +171,11 @@ pub async fn inspect(
     // (In detect mode a request the rules would have stopped has ended its transaction:
     // its response is not inspected.)
     let watch = match (&decision.verdict, &profile.response) {
-        (WafVerdict::Allow, Some(policy)) => {
-            Some(ResponseWatch::new(tx, profile.mode, policy.clone()))
-        }
+        (WafVerdict::Allow, Some(policy)) => Some(ResponseWatch::new(
+            tx,
+            profile.mode,
+            std::sync::Arc::clone(policy),
+        )),
         _ => None,
     };
     Ok((decision, watch))

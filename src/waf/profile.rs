@@ -17,8 +17,9 @@ pub struct WafProfile {
     pub rules: Arc<RuleSet>,
     pub body_limit: usize,
     pub over_limit: OverLimit,
-    /// Set when the profile runs the response-phase rules.
-    pub response: Option<ResponsePolicy>,
+    /// Set when the profile runs the response-phase rules (shared with every response
+    /// being watched).
+    pub response: Option<Arc<ResponsePolicy>>,
 }
 
 /// Which responses the response-phase rules see, and how much of their bodies.
@@ -88,13 +89,15 @@ impl WafProfile {
             rules,
             body_limit: section.body_limit.0 as usize,
             over_limit: section.body_over_limit,
-            response: section.inspect_response.then(|| ResponsePolicy {
-                body_limit: section.response_body_limit.0 as usize,
-                body_types: section
-                    .response_body_types
-                    .iter()
-                    .map(|t| t.trim().to_ascii_lowercase())
-                    .collect(),
+            response: section.inspect_response.then(|| {
+                Arc::new(ResponsePolicy {
+                    body_limit: section.response_body_limit.0 as usize,
+                    body_types: section
+                        .response_body_types
+                        .iter()
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .collect(),
+                })
             }),
         })
     }

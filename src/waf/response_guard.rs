@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub struct ResponseWatch {
     tx: Transaction<Arc<RuleSet>>,
     mode: WafMode,
-    policy: ResponsePolicy,
+    policy: Arc<ResponsePolicy>,
     /// Fired rules already reported with an earlier decision.
     reported: usize,
     /// The body held back so far, while it is being held.
@@ -33,7 +33,7 @@ pub struct ResponseWatch {
 }
 
 impl ResponseWatch {
-    pub fn new(tx: Transaction<Arc<RuleSet>>, mode: WafMode, policy: ResponsePolicy) -> Self {
+    pub fn new(tx: Transaction<Arc<RuleSet>>, mode: WafMode, policy: Arc<ResponsePolicy>) -> Self {
         let reported = tx.fired().len();
         ResponseWatch {
             tx,
