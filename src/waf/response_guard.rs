@@ -2,12 +2,14 @@
 //! transaction (its TX variables, anomaly scores, removals) carries on into phase 3 at
 //! the response head and phase 4 at the end of the body.
 //!
-//! Pingora sends the response head downstream as soon as `response_filter` returns, so
-//! a response can be replaced by a clean 403 only while the rules judge its head. When
-//! the body is inspected, the body is held back (up to the profile's limit) and released
-//! only after phase 4: a response stopped on its body has had its head sent but none of
-//! its body, and the connection is closed (the client sees a truncated response, never
-//! the leaked bytes). When the body is not inspected (a media type not listed, a
+//! Pingora commits the response head once `response_filter` returns: it is buffered and
+//! goes out with the first body bytes (or when the connection ends), and it can no longer
+//! be replaced. So a response becomes a clean 403 when the rules stop it at its head, or
+//! when its body was read in the same batch as its head (the body filter runs before the
+//! head is committed). Otherwise the body is held back (up to the profile's limit) and
+//! released only after phase 4; a response stopped on its body then ends as the committed
+//! head with no body and a closed connection (measured: the client gets the 200 head only
+//! when the body is judged, then end of stream; never the leaked bytes). When the body is not inspected (a media type not listed, a
 //! compressed body, HEAD, 204, 304), phase 4 runs at the head with an empty
 //! RESPONSE_BODY, so CRS's outbound score check (959100) can still answer 403.
 
@@ -26,15 +28,16 @@ pub struct ResponseWatch {
     tx: Transaction<Arc<RuleSet>>,
     mode: WafMode,
     policy: Arc<ResponsePolicy>,
-    /// Fired rules already reported with an earlier decision.
-    reported: usize,
+    /// Fired rules already reported with an earlier decision; None once an interruption
+    /// was reported (the phases after it do not run, so there is nothing more to say).
+    reported: Option<usize>,
     /// The body held back so far, while it is being held.
     held: Option<Vec<u8>>,
 }
 
 impl ResponseWatch {
     pub fn new(tx: Transaction<Arc<RuleSet>>, mode: WafMode, policy: Arc<ResponsePolicy>) -> Self {
-        let reported = tx.fired().len();
+        let reported = Some(tx.fired().len());
         ResponseWatch {
             tx,
             mode,
@@ -99,16 +102,9 @@ impl ResponseWatch {
     /// The decision on what the last phase found, when there is something to report
     /// (an interruption is reported once: the phases after it do not run).
     fn decision(&mut self) -> Option<Decision> {
-        if self.reported == usize::MAX {
-            return None;
-        }
-        let decision = Decision::of(&self.tx, self.mode, self.reported, true);
+        let decision = Decision::of(&self.tx, self.mode, self.reported?, true);
         let stopped = self.tx.interruption().is_some();
-        self.reported = if stopped {
-            usize::MAX
-        } else {
-            self.tx.fired().len()
-        };
+        self.reported = (!stopped).then(|| self.tx.fired().len());
         (stopped || !decision.fired.is_empty()).then_some(decision)
     }
 }
