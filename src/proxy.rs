@@ -374,7 +374,7 @@ impl ProxyHttp for Gatehouse {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let status = error_response::status_for(e);
-        // After the response head went out (a response the WAF stopped on its body),
+        // After the response head was committed (a response the WAF stopped on its body),
         // nothing more can be said: the connection closes.
         if status > 0 && session.as_ref().response_written().is_none() {
             error_response::respond(session, status, &ctx.request_id).await;

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 pub enum WafVerdict {
     Allow,
     /// Refused: answer `status` (403 unless the rule says otherwise). For a response,
-    /// the origin's response is replaced, or cut when its head was already sent.
+    /// the origin's response is replaced, or cut when its head was already committed.
     Block {
         rule: u32,
         status: u16,

@@ -1,7 +1,7 @@
 //! The WAF's response-phase rules (CRS RESPONSE-95x) in the proxy, on a profile with
 //! `inspect_response: true`: a response that leaks (an SQL error in an HTML page) is
-//! stopped before any byte of its body reaches the client (a 403 when its head had not
-//! left yet, else a cut connection); a response judged on its
+//! stopped before any byte of its body reaches the client (a 403 when its head was not
+//! committed yet, else the committed head and a cut connection); a response judged on its
 //! head alone (a 5xx whose body is not inspected) is replaced by a clean 403; clean
 //! responses pass whole, bodies past the inspection limit too; and with the default
 //! (off) the same leak passes untouched.
@@ -63,9 +63,9 @@ async fn a_leaking_response_body_never_reaches_the_client() {
         "a clean page passes whole"
     );
 
-    // Pingora sends the head as soon as it is filtered: when the whole response came
-    // in one read, the body is judged before the head leaves and the client gets a 403;
-    // otherwise the head is out and the connection is cut before any byte of the body.
+    // Pingora commits the head once it is filtered: when the whole response came in one
+    // read, the body is judged first and the client gets a 403; otherwise it gets the
+    // committed head and the connection is cut before any byte of the body.
     let (status, body) = reflect(&proxy, SQL_ERROR_PAGE).await;
     match (status, &body) {
         (403, Some(b)) => assert!(b.contains("403") && !b.contains("pg_query"), "{b}"),
