@@ -335,11 +335,7 @@ pub fn run_engine(rules: &RuleSet, raw: &[u8]) -> BTreeSet<u32> {
     let mut tx = Transaction::new(rules, head);
     tx.process_request_headers();
     tx.process_request_body(&body);
-    tx.fired()
-        .iter()
-        .filter(|f| f.logged)
-        .map(|f| f.id)
-        .collect()
+    logged_ids(&tx)
 }
 
 /// Written before the rules for the RESPONSE-* stages: their requests (JSON bodies that
@@ -360,6 +356,10 @@ pub fn run_engine_with_response(rules: &RuleSet, raw: &[u8]) -> BTreeSet<u32> {
     tx.process_response_headers(response);
     tx.process_response_body(&response_body);
     tx.process_logging();
+    logged_ids(&tx)
+}
+
+fn logged_ids(tx: &Transaction<&RuleSet>) -> BTreeSet<u32> {
     tx.fired()
         .iter()
         .filter(|f| f.logged)
