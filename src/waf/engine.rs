@@ -9,6 +9,7 @@ use super::ruleset::{Link, Rule, RuleSet, Step};
 use super::targets::Target;
 use super::targets::{Collection, Selector};
 use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
+use super::transforms;
 use fnv::FnvHashMap;
 use smallvec::SmallVec;
 use std::ops::Deref;
@@ -46,9 +47,9 @@ enum Scope {
 struct Slot {
     /// None: not computed yet; Some(None): the chain leaves the value unchanged.
     value: Option<Option<Arc<[u8]>>>,
-    /// None: not scanned yet; Some(None): the chain has no prefilter; Some(Some(at)):
-    /// the hits start at `at` in [`Cache::hits`].
-    hits: Option<Option<u32>>,
+    /// Where the hits of the transformed value start in [`Cache::hits`]; None until
+    /// scanned.
+    hits: Option<u32>,
 }
 
 /// The distinct forms of one value that were scanned: start and length in
@@ -57,68 +58,111 @@ type Forms = SmallVec<[(u32, u32, u32); 2]>;
 
 /// Per-transaction memo of transformed values and prefilter scans, by arena id and chain
 /// id: a value is transformed and scanned once per chain, however many rules read it.
-/// A value meets a handful of chains: a short list per value beats hashing.
+/// Most chains leave most values as they are: a value's byte classes, known once, tell
+/// which, and those chains cost neither a transformation nor a lookup.
 struct Cache {
     by_id: Vec<SmallVec<[(u32, Slot); 4]>>,
+    /// Per value: its byte classes (0: not known yet) and where the hits of its own
+    /// bytes start in `hits` (`NOT_SCANNED` until scanned).
+    values: Vec<(u32, u32)>,
     /// Every scan's hits, back to back.
     hits: Vec<u64>,
     forms: Vec<Forms>,
     form_bytes: Vec<u8>,
 }
 
+const NOT_SCANNED: u32 = u32::MAX;
+
 impl Cache {
     fn new() -> Cache {
         Cache {
             by_id: Vec::new(),
+            values: Vec::new(),
             hits: Vec::with_capacity(256),
             forms: Vec::new(),
             form_bytes: Vec::with_capacity(1024),
         }
     }
 
-    /// An item's value transformed by `link`'s chain and, when the chain has a
-    /// prefilter, where the value's hits are in [`Cache::hits`]: computed once per value
-    /// and chain, then found with one lookup.
-    fn prepare<'a>(
-        &mut self,
-        item: &'a Item,
-        link: &Link,
-        prefilters: &Prefilters,
-    ) -> (Val<'a>, Option<u32>) {
-        let Some(id) = item.cache_id else {
-            let value = match apply_chain(&item.value, link) {
-                Some(v) => Val::Shared(v),
-                None => Val::Borrowed(item.value.as_ref()),
-            };
-            return (value, None);
-        };
+    /// The byte classes of value `id`, computed once.
+    fn classes(&mut self, id: u32, value: &[u8]) -> u32 {
+        let index = id as usize;
+        if index >= self.values.len() {
+            self.values.resize(index + 1, (0, NOT_SCANNED));
+        }
+        let known = &mut self.values[index].0;
+        if *known == 0 {
+            *known = transforms::byte_classes(value);
+        }
+        *known
+    }
+
+    /// Where the prefilter hits of `item`'s value under `link`'s chain start in
+    /// [`Cache::hits`]; None when the value is not request data or the chain has no
+    /// prefilter.
+    fn hits(&mut self, item: &Item, link: &Link, prefilters: &Prefilters) -> Option<u32> {
+        let id = item.cache_id?;
         let chain = link.transform_chain;
+        if !prefilters.covers(chain) {
+            return None;
+        }
+        if self.classes(id, &item.value) & link.changes_beyond_case == 0 {
+            // The chain changes at most the case of letters: the value's own hits.
+            let at = self.values[id as usize].1;
+            if at != NOT_SCANNED {
+                return Some(at);
+            }
+            let Cache {
+                values,
+                hits,
+                forms,
+                form_bytes,
+                ..
+            } = self;
+            let at = scan_form(forms, form_bytes, hits, id, &item.value, prefilters);
+            values[id as usize].1 = at;
+            return Some(at);
+        }
         let Cache {
             by_id,
             hits,
             forms,
             form_bytes,
+            ..
         } = self;
         let slot = slot_in(by_id, id, chain);
+        if let Some(known) = slot.hits {
+            return Some(known);
+        }
         let transformed = slot
             .value
             .get_or_insert_with(|| apply_chain(&item.value, link))
             .clone();
-        let value = match transformed {
-            Some(v) => Val::Shared(v),
+        let value: &[u8] = transformed.as_deref().unwrap_or(&item.value);
+        let at = scan_form(forms, form_bytes, hits, id, value, prefilters);
+        slot.hits = Some(at);
+        Some(at)
+    }
+
+    /// `item`'s value transformed by `link`'s chain, computed once per value and chain.
+    fn value<'a>(&mut self, item: &'a Item, link: &Link) -> Val<'a> {
+        let Some(id) = item.cache_id else {
+            return match apply_chain(&item.value, link) {
+                Some(v) => Val::Shared(v),
+                None => Val::Borrowed(item.value.as_ref()),
+            };
+        };
+        if self.classes(id, &item.value) & link.changes == 0 {
+            return Val::Borrowed(item.value.as_ref());
+        }
+        let slot = slot_in(&mut self.by_id, id, link.transform_chain);
+        match slot
+            .value
+            .get_or_insert_with(|| apply_chain(&item.value, link))
+        {
+            Some(v) => Val::Shared(Arc::clone(v)),
             None => Val::Borrowed(item.value.as_ref()),
-        };
-        let at = match slot.hits {
-            Some(known) => known,
-            None => {
-                let at = prefilters
-                    .covers(chain)
-                    .then(|| scan_form(forms, form_bytes, hits, id, &value, prefilters));
-                slot.hits = Some(at);
-                at
-            }
-        };
-        (value, at)
+        }
     }
 }
 
@@ -496,21 +540,19 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     continue;
                 }
                 let prefilters = &self.rules.prefilters;
-                let (value, at) = self.cache.prepare(item, link, prefilters);
                 if let Some(slot) = link.prefilter_slot {
-                    let possible = match (item.cache_id, at) {
-                        (Some(_), Some(at)) => {
-                            prefilter::has(&self.cache.hits[at as usize..], slot)
-                        }
-                        (Some(_), None) => true,
-                        (None, _) => prefilters
-                            .scan(link.transform_chain, &value)
+                    let possible = match self.cache.hits(item, link, prefilters) {
+                        Some(at) => prefilter::has(&self.cache.hits[at as usize..], slot),
+                        None if item.cache_id.is_some() => true,
+                        None => prefilters
+                            .scan(link.transform_chain, &self.cache.value(item, link))
                             .is_none_or(|h| prefilter::has(&h, slot)),
                     };
                     if !possible {
                         continue;
                     }
                 }
+                let value = self.cache.value(item, link);
                 let hit = operator.matches(&value, &view, capture);
                 if hit.is_some() != link.negated {
                     matches.push(Match {
@@ -631,7 +673,7 @@ fn collection_hits(
     let mut union = vec![0u64; prefilters.words()].into_boxed_slice();
     for item in &items {
         item.cache_id?;
-        let at = cache.prepare(item, link, prefilters).1? as usize;
+        let at = cache.hits(item, link, prefilters)? as usize;
         for (u, h) in union.iter_mut().zip(&cache.hits[at..]) {
             *u |= h;
         }

@@ -25,6 +25,10 @@ pub struct Link {
     pub transforms: Vec<Transform>,
     /// Index of `transforms` in [`RuleSet::chains`]: equal lists share cached results.
     pub transform_chain: u32,
+    /// Byte classes ([`super::transforms::class`]) without which the chain leaves a
+    /// value unchanged; and without which it changes at most the case of its letters.
+    pub changes: u32,
+    pub changes_beyond_case: u32,
     pub multi_match: bool,
     pub capture: bool,
     pub setvars: Vec<SetVar>,
@@ -477,12 +481,18 @@ impl Builder {
         };
         transforms.extend(actions.transforms.iter().copied());
         let transform_chain = self.chain_id(&transforms);
+        let changes = transforms.iter().fold(0, |a, t| a | t.trigger());
+        let changes_beyond_case = transforms
+            .iter()
+            .fold(0, |a, t| a | t.trigger_beyond_case());
         Ok(Link {
             targets,
             operator,
             negated,
             transforms,
             transform_chain,
+            changes,
+            changes_beyond_case,
             multi_match: actions.multi_match,
             capture: actions.capture,
             setvars: actions.setvars.clone(),

@@ -85,6 +85,46 @@ impl Transform {
     }
 
     /// Applies the transformation; `None` means the value is unchanged.
+    /// The byte classes without which this transformation leaves a value unchanged
+    /// ([`class::ANY`] for those that change every value).
+    pub fn trigger(self) -> u32 {
+        use class::*;
+        use Transform::*;
+        match self {
+            Lowercase => UPPER,
+            Uppercase => LOWER,
+            UrlDecode | UrlDecodeUni => PERCENT_PLUS,
+            HtmlEntityDecode => AMP,
+            JsDecode | CssDecode | EscapeSeqDecode => BACKSLASH,
+            RemoveNulls | ReplaceNulls => NUL,
+            RemoveWhitespace | CompressWhitespace => SPACE | HIGH,
+            Trim | TrimLeft | TrimRight => SPACE,
+            Utf8ToUnicode => HIGH,
+            NormalizePath => SLASH | DOT,
+            NormalizePathWin => SLASH | DOT | BACKSLASH,
+            RemoveComments => SLASH | HASH | DASH,
+            ReplaceComments => SLASH,
+            RemoveCommentsChar => SLASH | STAR | DASH | HASH,
+            SqlHexDecode => ZERO,
+            CmdLine => CMD | BACKSLASH | SPACE | UPPER,
+            Md5 => 0,
+            Base64Decode | Base64DecodeExt | Base64Encode | HexDecode | HexEncode | Length
+            | Sha1 | UrlEncode => ANY,
+        }
+    }
+
+    /// The byte classes without which this transformation changes at most the case of
+    /// ASCII letters (the literal prefilter ignores case, so such a change leaves a
+    /// value's hits as they were).
+    pub fn trigger_beyond_case(self) -> u32 {
+        use class::*;
+        match self {
+            Transform::Lowercase | Transform::Uppercase => 0,
+            Transform::CmdLine => CMD | BACKSLASH | SPACE,
+            other => other.trigger(),
+        }
+    }
+
     pub fn apply(self, input: &[u8]) -> Option<Vec<u8>> {
         use Transform::*;
         let out = match self {
@@ -161,6 +201,70 @@ impl Transform {
             Some(out)
         }
     }
+}
+
+/// Byte classes a value holds, one bit each (see [`byte_classes`]); a transformation can
+/// change a value only if the value holds one of the classes in its trigger.
+pub mod class {
+    pub const UPPER: u32 = 1 << 0;
+    pub const LOWER: u32 = 1 << 1;
+    /// C's `isspace`.
+    pub const SPACE: u32 = 1 << 2;
+    /// 0x80 and up (0xa0 counts as space for the whitespace transformations).
+    pub const HIGH: u32 = 1 << 3;
+    pub const NUL: u32 = 1 << 4;
+    pub const PERCENT_PLUS: u32 = 1 << 5;
+    pub const AMP: u32 = 1 << 6;
+    pub const BACKSLASH: u32 = 1 << 7;
+    pub const SLASH: u32 = 1 << 8;
+    pub const DOT: u32 = 1 << 9;
+    pub const STAR: u32 = 1 << 10;
+    pub const HASH: u32 = 1 << 11;
+    pub const DASH: u32 = 1 << 12;
+    /// `"`, `'`, `^`, `,`, `;`: what `cmdLine` drops or turns into spaces.
+    pub const CMD: u32 = 1 << 13;
+    pub const ZERO: u32 = 1 << 14;
+    /// Every value has it: a trigger holding it fires on every value.
+    pub const ANY: u32 = 1 << 31;
+}
+
+const fn class_of(b: u8) -> u32 {
+    use class::*;
+    match b {
+        b'A'..=b'Z' => UPPER,
+        b'a'..=b'z' => LOWER,
+        b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => SPACE,
+        0x80..=0xff => HIGH,
+        0 => NUL,
+        b'%' | b'+' => PERCENT_PLUS,
+        b'&' => AMP,
+        b'\\' => BACKSLASH,
+        b'/' => SLASH,
+        b'.' => DOT,
+        b'*' => STAR,
+        b'#' => HASH,
+        b'-' => DASH,
+        b'"' | b'\'' | b'^' | b',' | b';' => CMD,
+        b'0' => ZERO,
+        _ => 0,
+    }
+}
+
+const CLASSES: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = class_of(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// The byte classes `value` holds, with [`class::ANY`].
+pub fn byte_classes(value: &[u8]) -> u32 {
+    value
+        .iter()
+        .fold(class::ANY, |acc, b| acc | CLASSES[usize::from(*b)])
 }
 
 /// C's `isspace` in the C locale.
@@ -812,6 +916,77 @@ mod tests {
             .apply(input.as_bytes())
             .unwrap_or_else(|| input.as_bytes().to_vec());
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Every transformation leaves unchanged a value without its trigger's classes:
+    /// the engine relies on it to skip transformations.
+    #[test]
+    fn triggers_cover_every_change() {
+        let all = [
+            Base64Decode,
+            Base64DecodeExt,
+            Base64Encode,
+            CmdLine,
+            CompressWhitespace,
+            CssDecode,
+            EscapeSeqDecode,
+            HexDecode,
+            HexEncode,
+            HtmlEntityDecode,
+            JsDecode,
+            Length,
+            Lowercase,
+            Md5,
+            NormalizePath,
+            NormalizePathWin,
+            RemoveComments,
+            RemoveCommentsChar,
+            RemoveNulls,
+            RemoveWhitespace,
+            ReplaceComments,
+            ReplaceNulls,
+            Sha1,
+            SqlHexDecode,
+            Trim,
+            TrimLeft,
+            TrimRight,
+            Uppercase,
+            UrlDecode,
+            UrlDecodeUni,
+            UrlEncode,
+            Utf8ToUnicode,
+        ];
+        let mut samples: Vec<Vec<u8>> = vec![b"".to_vec()];
+        let alphabet = b"aZ0x9 .-/\\*#%+&;'\"^,(\x00\xa0\xc3\xa9:=<>?!_@uU";
+        let mut seed = 7u64;
+        for len in 1..12 {
+            for _ in 0..400 {
+                let v: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        alphabet[(seed >> 33) as usize % alphabet.len()]
+                    })
+                    .collect();
+                samples.push(v);
+            }
+        }
+        for t in all {
+            for v in &samples {
+                let classes = byte_classes(v);
+                if classes & t.trigger() == 0 {
+                    assert_eq!(t.apply(v), None, "{t:?} changed {v:?} without its trigger");
+                }
+                if classes & t.trigger_beyond_case() == 0 {
+                    let out = t.apply(v).unwrap_or_else(|| v.clone());
+                    assert!(
+                        out.eq_ignore_ascii_case(v),
+                        "{t:?} changed {v:?} beyond case"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
