@@ -4,7 +4,7 @@
 
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
-use super::prefilter::{self, Hits, Prefilters};
+use super::prefilter::{self, Prefilters};
 use super::ruleset::{Link, Rule, RuleSet, Step};
 use super::targets::Target;
 use super::targets::{Collection, Selector};
@@ -12,6 +12,7 @@ use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, Vie
 use super::transforms;
 use fnv::FnvHashMap;
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -219,7 +220,13 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
     cache: Cache,
     /// Prefilter hits of a whole collection under a chain: the union over its values.
     /// Cleared when the body adds values.
-    unions: FnvHashMap<(Collection, u32), Option<Hits>>,
+    /// Keyed by (collection, chain), or (collection, [`OWN_BYTES`]) when the chain changes
+    /// at most the case of every value in the collection; the union's start in
+    /// `union_hits`, None when the collection cannot be prefiltered.
+    unions: FnvHashMap<(Collection, u32), Option<u32>>,
+    union_hits: Vec<u64>,
+    /// Per collection: the byte classes of all its values together (0: not known).
+    collection_classes: FnvHashMap<Collection, u32>,
     mode: EngineMode,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
@@ -227,6 +234,11 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
     allowed: bool,
     fired: Vec<Fired>,
     interruption: Option<Interruption>,
+    /// Name and value buffers of earlier matches, reused so that a match (CRS's
+    /// bookkeeping rules match dozens of times per request) costs no allocation.
+    spare: Vec<(String, Vec<u8>)>,
+    /// The current link's matches (kept between links for its capacity).
+    matches: Vec<Match>,
 }
 
 struct Match {
@@ -249,6 +261,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             },
             cache: Cache::new(),
             unions: FnvHashMap::with_capacity_and_hasher(64, Default::default()),
+            union_hits: Vec::new(),
+            collection_classes: FnvHashMap::default(),
             mode,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -256,6 +270,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             allowed: false,
             fired: Vec::new(),
             interruption: None,
+            spare: Vec::new(),
+            matches: Vec::new(),
         }
     }
 
@@ -276,7 +292,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 self.vars.force_body_variable,
                 self.rules.settings.argument_separator,
             );
-            self.unions.clear();
+            self.data_changed();
         }
         self.run_phase(2);
         self.interruption.as_ref()
@@ -286,6 +302,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     pub fn process_response_headers(&mut self, head: ResponseHead) -> Option<&Interruption> {
         if self.interruption.is_none() {
             self.data.add_response_head(head);
+            self.data_changed();
         }
         self.run_phase(3);
         self.interruption.as_ref()
@@ -297,6 +314,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     pub fn process_response_body(&mut self, body: &[u8]) -> Option<&Interruption> {
         if self.interruption.is_none() {
             self.data.set_response_body(body);
+            self.data_changed();
         }
         self.run_phase(4);
         self.interruption.as_ref()
@@ -324,6 +342,13 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             .tx
             .get(&name.to_ascii_lowercase())
             .map(Vec::as_slice)
+    }
+
+    /// Collections grew (body, response): what was known of them whole is forgotten.
+    fn data_changed(&mut self) {
+        self.unions.clear();
+        self.union_hits.clear();
+        self.collection_classes.clear();
     }
 
     fn run_phase(&mut self, phase: u8) {
@@ -398,21 +423,26 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     /// Evaluates a rule and its chain; true when every link matched. MATCHED_VAR is the
     /// last of MATCHED_VARS while the rule runs, and keeps that value after it.
     fn eval_rule(&mut self, rule: &Rule) -> bool {
-        self.vars.matched_vars.clear();
+        self.spare.append(&mut self.vars.matched_vars);
         let fired = self.eval_links(rule);
         if let Some(last) = self.vars.matched_vars.pop() {
-            self.vars.matched_var = Some(last);
+            if let Some(old) = self.vars.matched_var.replace(last) {
+                self.spare.push(old);
+            }
         }
         fired
     }
 
     fn eval_links(&mut self, rule: &Rule) -> bool {
+        let mut matches = std::mem::take(&mut self.matches);
         for link in &rule.links {
-            let matches = self.eval_link(rule, link);
+            matches.clear();
+            self.eval_link(rule, link, &mut matches);
             if matches.is_empty() {
+                self.matches = matches;
                 return false;
             }
-            for m in matches {
+            for m in matches.drain(..) {
                 if link.capture && !m.captures.is_empty() {
                     for (i, c) in m.captures.iter().enumerate() {
                         self.vars.tx.insert(i.to_string(), c.clone());
@@ -424,6 +454,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 }
             }
         }
+        self.matches = matches;
         for link in &rule.links {
             for ctl in &link.ctls {
                 self.ctl(ctl);
@@ -452,18 +483,19 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         true
     }
 
-    fn eval_link(&mut self, rule: &Rule, link: &Link) -> Vec<Match> {
+    fn eval_link(&mut self, rule: &Rule, link: &Link, matches: &mut Vec<Match>) {
         let view = View {
             data: &self.data,
             vars: &self.vars,
             rule: Some(rule),
         };
         let Some(operator) = &link.operator else {
-            return vec![Match {
+            matches.push(Match {
                 name: String::new(),
                 value: Vec::new(),
                 captures: Vec::new(),
-            }];
+            });
+            return;
         };
         let mut exclusions: SmallVec<[&Target; 4]> =
             link.targets.iter().filter(|t| t.exclude).collect();
@@ -476,7 +508,6 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 exclusions.push(target);
             }
         }
-        let mut matches = Vec::new();
         let mut items = Items::new();
         for target in link.targets.iter().filter(|t| !t.exclude) {
             // Only whole collections: the union costs a scan of every value, a waste for
@@ -487,17 +518,24 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             if let (Some(slot), true) = (link.prefilter_slot, skippable) {
                 // Skip the whole target when no value in its collection holds the
                 // rule's literals (exclusions only remove values, so this is safe).
-                let key = (target.collection, link.transform_chain);
-                let union = self.unions.entry(key).or_insert_with(|| {
+                let c = target.collection;
+                let classes = *self
+                    .collection_classes
+                    .entry(c)
+                    .or_insert_with(|| collection_classes(&mut self.cache, &view, c));
+                let own = classes != 0 && classes & link.changes_beyond_case == 0;
+                let key = (c, if own { OWN_BYTES } else { link.transform_chain });
+                let union = *self.unions.entry(key).or_insert_with(|| {
                     collection_hits(
                         &mut self.cache,
+                        &mut self.union_hits,
                         &view,
                         &self.rules.prefilters,
                         link,
-                        target.collection,
+                        c,
                     )
                 });
-                if union.as_ref().is_some_and(|u| !prefilter::has(u, slot)) {
+                if union.is_some_and(|at| !prefilter::has(&self.union_hits[at as usize..], slot)) {
                     continue;
                 }
             }
@@ -529,8 +567,9 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     for value in every_stage(item, link) {
                         let hit = operator.matches(&value, &view, capture);
                         if hit.is_some() != link.negated {
+                            let (name, value) = pooled(&mut self.spare, item, &value);
                             matches.push(Match {
-                                name: item.display_name(),
+                                name,
                                 value,
                                 captures: hit.unwrap_or_default(),
                             });
@@ -555,15 +594,15 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 let value = self.cache.value(item, link);
                 let hit = operator.matches(&value, &view, capture);
                 if hit.is_some() != link.negated {
+                    let (name, value) = pooled(&mut self.spare, item, &value);
                     matches.push(Match {
-                        name: item.display_name(),
-                        value: value.to_vec(),
+                        name,
+                        value,
                         captures: hit.unwrap_or_default(),
                     });
                 }
             }
         }
-        matches
     }
 
     fn setvar(&mut self, rule: &Rule, sv: &super::actions::SetVar) {
@@ -577,34 +616,42 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         } else {
             std::borrow::Cow::Owned(sv.name.expand_string(&view).to_ascii_lowercase())
         };
-        let value = match &sv.op {
+        let slot = match &sv.op {
             SetVarOp::Delete => {
                 self.vars.tx.remove(name.as_ref());
                 return;
             }
-            SetVarOp::Set(m) => m.expand(&view).into_owned(),
+            SetVarOp::Set(m) => {
+                // Copied out (inline when short): the value may come from TX itself.
+                let value: SmallVec<[u8; 32]> = SmallVec::from_slice(&m.expand(&view));
+                match self.vars.tx.get_mut(name.as_ref()) {
+                    // The old value's buffer takes the new one: no allocation.
+                    Some(slot) => {
+                        slot.clear();
+                        slot.extend_from_slice(&value);
+                        return;
+                    }
+                    None => value.to_vec(),
+                }
+            }
             SetVarOp::Add(m) | SetVarOp::Sub(m) => {
-                let current = self
-                    .vars
-                    .tx
-                    .get(name.as_ref())
-                    .map(|v| atoi(v))
-                    .unwrap_or(0);
                 let delta = atoi(&m.expand(&view));
-                let result = if matches!(sv.op, SetVarOp::Add(_)) {
-                    current + delta
-                } else {
-                    current - delta
+                let current = self.vars.tx.get(name.as_ref()).map(|v| atoi(v));
+                let result = match sv.op {
+                    SetVarOp::Add(_) => current.unwrap_or(0) + delta,
+                    _ => current.unwrap_or(0) - delta,
                 };
-                result.to_string().into_bytes()
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(result).as_bytes();
+                if let Some(slot) = self.vars.tx.get_mut(name.as_ref()) {
+                    slot.clear();
+                    slot.extend_from_slice(digits);
+                    return;
+                }
+                digits.to_vec()
             }
         };
-        match self.vars.tx.get_mut(name.as_ref()) {
-            Some(slot) => *slot = value,
-            None => {
-                self.vars.tx.insert(name.into_owned(), value);
-            }
-        }
+        self.vars.tx.insert(name.into_owned(), slot);
     }
 
     fn ctl(&mut self, ctl: &Ctl) {
@@ -623,6 +670,16 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             Ctl::NoEffect => {}
         }
     }
+}
+
+/// A match's name (`ARGS:q`) and value in buffers from `spare`.
+fn pooled(spare: &mut Vec<(String, Vec<u8>)>, item: &Item, value: &[u8]) -> (String, Vec<u8>) {
+    let (mut name, mut bytes) = spare.pop().unwrap_or_default();
+    name.clear();
+    item.write_name(&mut name);
+    bytes.clear();
+    bytes.extend_from_slice(value);
+    (name, bytes)
 }
 
 /// A value the operator sees: the item's own bytes, or a (cached) transformed copy.
@@ -653,41 +710,73 @@ fn apply_chain(value: &[u8], link: &Link) -> Option<Arc<[u8]>> {
     current.map(Arc::from)
 }
 
-/// The union of the prefilter hits of every value in `collection` under `link`'s chain;
-/// None when some value cannot be known in advance (then every rule runs).
-fn collection_hits(
-    cache: &mut Cache,
-    view: &View,
-    prefilters: &Prefilters,
-    link: &Link,
-    collection: Collection,
-) -> Option<Hits> {
-    let all = Target {
+/// The chain key of a collection's union when no chain reading it changes more than
+/// the case of its values: their own bytes' hits.
+const OWN_BYTES: u32 = u32::MAX;
+
+fn all_of(collection: Collection) -> Target {
+    Target {
         collection,
         selector: Selector::All,
         count: false,
         exclude: false,
-    };
+    }
+}
+
+/// The byte classes of every value in `collection` together; 0 when some value is not
+/// request data.
+fn collection_classes(cache: &mut Cache, view: &View, collection: Collection) -> u32 {
     let mut items = Items::new();
-    view.collect(&all, &[], &mut items);
-    let mut union = vec![0u64; prefilters.words()].into_boxed_slice();
+    view.collect(&all_of(collection), &[], &mut items);
+    let mut classes = transforms::class::ANY;
+    for item in &items {
+        let Some(id) = item.cache_id else {
+            return 0;
+        };
+        classes |= cache.classes(id, &item.value);
+    }
+    classes
+}
+
+/// The union of the prefilter hits of every value in `collection` under `link`'s chain,
+/// appended to `arena`; None when some value cannot be known in advance (then every
+/// rule runs).
+fn collection_hits(
+    cache: &mut Cache,
+    arena: &mut Vec<u64>,
+    view: &View,
+    prefilters: &Prefilters,
+    link: &Link,
+    collection: Collection,
+) -> Option<u32> {
+    let mut items = Items::new();
+    view.collect(&all_of(collection), &[], &mut items);
+    let start = arena.len();
+    arena.resize(start + prefilters.words(), 0);
     for item in &items {
         item.cache_id?;
         let at = cache.hits(item, link, prefilters)? as usize;
-        for (u, h) in union.iter_mut().zip(&cache.hits[at..]) {
+        for (u, h) in arena[start..].iter_mut().zip(&cache.hits[at..]) {
             *u |= h;
         }
     }
-    Some(union)
+    Some(start as u32)
 }
 
-/// With `multiMatch`: the value before and after each transformation that changed it.
-fn every_stage(item: &Item, link: &Link) -> Vec<Vec<u8>> {
-    let mut out = vec![item.value.to_vec()];
+/// With `multiMatch`: the value before and after each transformation that changed it
+/// (transformations whose trigger classes the value lacks are not run).
+fn every_stage<'a>(item: &'a Item, link: &Link) -> SmallVec<[Cow<'a, [u8]>; 4]> {
+    let mut out: SmallVec<[Cow<'a, [u8]>; 4]> = SmallVec::new();
+    out.push(Cow::Borrowed(item.value.as_ref()));
+    let mut classes = transforms::byte_classes(&item.value);
     for t in &link.transforms {
-        let last = out.last().map(Vec::as_slice).unwrap_or(b"");
+        if classes & t.trigger() == 0 {
+            continue;
+        }
+        let last = out.last().map(|c| c.as_ref()).unwrap_or(b"");
         if let Some(next) = t.apply(last) {
-            out.push(next);
+            classes = transforms::byte_classes(&next);
+            out.push(Cow::Owned(next));
         }
     }
     out

@@ -80,10 +80,17 @@ impl Macro {
         &self.text
     }
 
-    pub fn expand<'a>(&'a self, source: &dyn MacroSource) -> Cow<'a, [u8]> {
+    pub fn expand<'a>(&'a self, source: &'a dyn MacroSource) -> Cow<'a, [u8]> {
         let Some(parts) = &self.parts else {
             return Cow::Borrowed(self.text.as_bytes());
         };
+        // A lone variable (`%{tx.critical_anomaly_score}`, CRS's usual operand) is the
+        // variable's own bytes: no copy.
+        if let [Part::Var { collection, key }] = parts.as_slice() {
+            return source
+                .lookup(*collection, key.as_deref())
+                .unwrap_or(Cow::Borrowed(b""));
+        }
         let mut out = Vec::with_capacity(self.text.len());
         for part in parts {
             match part {

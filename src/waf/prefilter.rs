@@ -97,8 +97,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// All prefilters of a rule set: one automaton over every slot's literals (pattern i
-/// belongs to slot `slot_of[i]`). A value is scanned once per distinct transformed form,
+/// All prefilters of a rule set: one automaton over every slot's literals. A value is scanned once per distinct transformed form,
 /// whatever the chains that produce it; a scan may set the bits of slots of other chains,
 /// which nobody reads for this form.
 ///
@@ -108,7 +107,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[derive(Debug, Default)]
 pub struct Prefilters {
     automaton: Option<NFA>,
-    slot_of: Vec<u32>,
+    /// Per pattern (a distinct literal): its slots, as (word, bits) runs in `slot_bits`.
+    pattern_slots: Vec<(u32, u32)>,
+    slot_bits: Vec<(u32, u64)>,
     /// Which transformation chains have slots.
     chains: Vec<bool>,
     /// Number of slots (rule links with a prefilter).
@@ -122,14 +123,33 @@ impl Prefilters {
     /// `entries`: (chain id, literals) per slot, slot = index.
     pub fn build(chains: usize, entries: &[(u32, Vec<Vec<u8>>)]) -> Prefilters {
         let mut with_slots = vec![false; chains];
-        let mut pats = Vec::new();
-        let mut slot_of = Vec::new();
+        // One pattern per distinct literal, however many slots want it (CRS's phrase
+        // files and common literals recur across rules): a match sets all its slots'
+        // bits a word at a time.
+        let mut slots_of: std::collections::BTreeMap<Vec<u8>, Vec<u32>> = Default::default();
         for (slot, (chain, literals)) in entries.iter().enumerate() {
             with_slots[*chain as usize] = true;
-            for lit in &minimal(literals) {
-                pats.push(lit.clone());
-                slot_of.push(slot as u32);
+            for lit in minimal(literals) {
+                slots_of.entry(lit).or_default().push(slot as u32);
             }
+        }
+        let mut pats = Vec::with_capacity(slots_of.len());
+        let mut pattern_slots = Vec::with_capacity(slots_of.len());
+        let mut slot_bits: Vec<(u32, u64)> = Vec::new();
+        for (lit, mut slots) in slots_of {
+            slots.sort_unstable();
+            slots.dedup();
+            let start = slot_bits.len() as u32;
+            for slot in slots {
+                let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+                let own = slot_bits.len() as u32 > start;
+                match slot_bits.last_mut() {
+                    Some((w, bits)) if own && *w == word => *bits |= bit,
+                    _ => slot_bits.push((word, bit)),
+                }
+            }
+            pattern_slots.push((start, slot_bits.len() as u32 - start));
+            pats.push(lit);
         }
         let automaton = NFA::builder()
             .ascii_case_insensitive(true)
@@ -144,7 +164,8 @@ impl Prefilters {
                 vec![false; chains]
             },
             automaton,
-            slot_of,
+            pattern_slots,
+            slot_bits,
             slots: entries.len() as u32,
         }
     }
@@ -187,8 +208,11 @@ impl Prefilters {
             sid = nfa.next_state(Anchored::No, sid, b);
             if nfa.is_special(sid) && nfa.is_match(sid) {
                 for i in 0..nfa.match_len(sid) {
-                    let slot = self.slot_of[nfa.match_pattern(sid, i).as_usize()] as usize;
-                    hits[slot / 64] |= 1 << (slot % 64);
+                    let pattern = nfa.match_pattern(sid, i).as_usize();
+                    let (start, len) = self.pattern_slots[pattern];
+                    for (word, bits) in &self.slot_bits[start as usize..(start + len) as usize] {
+                        hits[*word as usize] |= bits;
+                    }
                 }
             }
         }

@@ -334,11 +334,17 @@ pub struct Item<'a> {
 impl Item<'_> {
     /// `ARGS:q`, `REQUEST_FILENAME`: the name logs and MATCHED_VAR_NAME use.
     pub fn display_name(&self) -> String {
-        let name = self.collection.name();
-        if self.key.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name}:{}", String::from_utf8_lossy(&self.key))
+        let mut name = String::new();
+        self.write_name(&mut name);
+        name
+    }
+
+    /// Appends [`Item::display_name`] to `out`.
+    pub fn write_name(&self, out: &mut String) {
+        out.push_str(self.collection.name());
+        if !self.key.is_empty() {
+            out.push(':');
+            out.push_str(&String::from_utf8_lossy(&self.key));
         }
     }
 }
