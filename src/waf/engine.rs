@@ -5,12 +5,11 @@
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
 use super::prefilter::{self, Prefilters};
-use super::ruleset::{Link, Rule, RuleSet, Step};
+use super::ruleset::{Link, Rule, RuleSet, Step, UnionIds};
 use super::targets::Target;
 use super::targets::{Collection, Selector};
 use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
 use super::transforms;
-use fnv::FnvHashMap;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::ops::Deref;
@@ -220,13 +219,7 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
     cache: Cache,
     /// Prefilter hits of a whole collection under a chain: the union over its values.
     /// Cleared when the body adds values.
-    /// Keyed by (collection, chain), or (collection, [`OWN_BYTES`]) when the chain changes
-    /// at most the case of every value in the collection; the union's start in
-    /// `union_hits`, None when the collection cannot be prefiltered.
-    unions: FnvHashMap<(Collection, u32), Option<u32>>,
-    union_hits: Vec<u64>,
-    /// Per collection: the byte classes of all its values together (0: not known).
-    collection_classes: FnvHashMap<Collection, u32>,
+    unions: Unions,
     mode: EngineMode,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
@@ -252,6 +245,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         let data = Data::from_head(head, rules.settings.argument_separator);
         let body_processor = data.header("content-type").and_then(processor_for);
         let mode = rules.settings.mode;
+        let unions = vec![UNION_UNKNOWN; (rules.chain_unions + rules.collection_unions) as usize];
+        let collection_classes = vec![0; rules.collection_unions as usize];
         Transaction {
             rules,
             data,
@@ -260,9 +255,11 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 ..Default::default()
             },
             cache: Cache::new(),
-            unions: FnvHashMap::with_capacity_and_hasher(64, Default::default()),
-            union_hits: Vec::new(),
-            collection_classes: FnvHashMap::default(),
+            unions: Unions {
+                by_id: unions,
+                hits: Vec::new(),
+                classes: collection_classes,
+            },
             mode,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -346,9 +343,9 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
 
     /// Collections grew (body, response): what was known of them whole is forgotten.
     fn data_changed(&mut self) {
-        self.unions.clear();
-        self.union_hits.clear();
-        self.collection_classes.clear();
+        self.unions.by_id.fill(UNION_UNKNOWN);
+        self.unions.hits.clear();
+        self.unions.classes.fill(0);
     }
 
     fn run_phase(&mut self, phase: u8) {
@@ -509,33 +506,18 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             }
         }
         let mut items = Items::new();
-        for target in link.targets.iter().filter(|t| !t.exclude) {
-            // Only whole collections: the union costs a scan of every value, a waste for
-            // one header. (XML's selectors are XPath: the collection is not a superset.)
-            let skippable = !target.count
-                && matches!(target.selector, Selector::All)
-                && target.collection != Collection::Xml;
-            if let (Some(slot), true) = (link.prefilter_slot, skippable) {
+        for (t, target) in link.targets.iter().enumerate() {
+            if target.exclude {
+                continue;
+            }
+            if let (Some(slot), Some(Some(ids))) = (link.prefilter_slot, link.unions.get(t)) {
                 // Skip the whole target when no value in its collection holds the
                 // rule's literals (exclusions only remove values, so this is safe).
-                let c = target.collection;
-                let classes = *self
-                    .collection_classes
-                    .entry(c)
-                    .or_insert_with(|| collection_classes(&mut self.cache, &view, c));
-                let own = classes != 0 && classes & link.changes_beyond_case == 0;
-                let key = (c, if own { OWN_BYTES } else { link.transform_chain });
-                let union = *self.unions.entry(key).or_insert_with(|| {
-                    collection_hits(
-                        &mut self.cache,
-                        &mut self.union_hits,
-                        &view,
-                        &self.rules.prefilters,
-                        link,
-                        c,
-                    )
-                });
-                if union.is_some_and(|at| !prefilter::has(&self.union_hits[at as usize..], slot)) {
+                let (cache, rules) = (&mut self.cache, &*self.rules);
+                if !self
+                    .unions
+                    .may_match(cache, rules, link, *ids, slot, &view, target.collection)
+                {
                     continue;
                 }
             }
@@ -710,9 +692,64 @@ fn apply_chain(value: &[u8], link: &Link) -> Option<Arc<[u8]>> {
     current.map(Arc::from)
 }
 
-/// The chain key of a collection's union when no chain reading it changes more than
-/// the case of its values: their own bytes' hits.
-const OWN_BYTES: u32 = u32::MAX;
+/// What a transaction knows of whole collections, by [`UnionIds`].
+struct Unions {
+    /// The union of a collection's hits under a chain (indices `0..chain_unions`) or
+    /// under its values' own bytes (`chain_unions + own`), as its start in `hits`;
+    /// [`UNION_UNKNOWN`] until computed, [`UNION_NONE`] when the collection cannot be
+    /// prefiltered.
+    by_id: Vec<u32>,
+    hits: Vec<u64>,
+    /// Per collection (`own`): the byte classes of all its values together (0: not
+    /// known yet; [`NOT_DATA`]: some value is not request data).
+    classes: Vec<u32>,
+}
+
+impl Unions {
+    /// False when no value of the whole collection holds the literals of `link`'s
+    /// prefilter `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn may_match(
+        &mut self,
+        cache: &mut Cache,
+        rules: &RuleSet,
+        link: &Link,
+        ids: UnionIds,
+        slot: u32,
+        view: &View,
+        collection: Collection,
+    ) -> bool {
+        let own = ids.own as usize;
+        if self.classes[own] == 0 {
+            self.classes[own] = collection_classes(cache, view, collection);
+        }
+        let classes = self.classes[own];
+        let index = if classes != NOT_DATA && classes & link.changes_beyond_case == 0 {
+            rules.chain_unions as usize + own
+        } else {
+            ids.chain as usize
+        };
+        if self.by_id[index] == UNION_UNKNOWN {
+            self.by_id[index] = collection_hits(
+                cache,
+                &mut self.hits,
+                view,
+                &rules.prefilters,
+                link,
+                collection,
+            )
+            .unwrap_or(UNION_NONE);
+        }
+        let at = self.by_id[index];
+        at == UNION_NONE || prefilter::has(&self.hits[at as usize..], slot)
+    }
+}
+
+const UNION_UNKNOWN: u32 = u32::MAX;
+const UNION_NONE: u32 = u32::MAX - 1;
+/// Byte classes of a collection some value of which is not request data (real classes
+/// always hold [`transforms::class::ANY`]).
+const NOT_DATA: u32 = 1;
 
 fn all_of(collection: Collection) -> Target {
     Target {
@@ -723,15 +760,15 @@ fn all_of(collection: Collection) -> Target {
     }
 }
 
-/// The byte classes of every value in `collection` together; 0 when some value is not
-/// request data.
+/// The byte classes of every value in `collection` together; [`NOT_DATA`] when some
+/// value is not request data.
 fn collection_classes(cache: &mut Cache, view: &View, collection: Collection) -> u32 {
     let mut items = Items::new();
     view.collect(&all_of(collection), &[], &mut items);
     let mut classes = transforms::class::ANY;
     for item in &items {
         let Some(id) = item.cache_id else {
-            return 0;
+            return NOT_DATA;
         };
         classes |= cache.classes(id, &item.value);
     }

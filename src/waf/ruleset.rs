@@ -8,7 +8,7 @@ use super::macros::Macro;
 use super::operators::Operator;
 use super::prefilter::{required_literals, Prefilters};
 use super::seclang::Directive;
-use super::targets::{parse_targets, Target};
+use super::targets::{parse_targets, Collection, Selector, Target};
 use super::transforms::Transform;
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,6 +35,20 @@ pub struct Link {
     pub ctls: Vec<Ctl>,
     /// Slot in [`RuleSet::prefilters`] when the operator is a regex with required literals.
     pub prefilter_slot: Option<u32>,
+    /// With a prefilter slot, per target: where the union of its whole collection's hits
+    /// is kept in a transaction, under this chain and under the values' own bytes (see
+    /// [`UnionIds`]); None for targets that are not whole collections.
+    pub unions: Vec<Option<UnionIds>>,
+}
+
+/// Dense indices, fixed when the rule set is built, of what a transaction learns about
+/// whole collections: the union of hits of (collection, chain), that of the
+/// collection's own bytes, and the collection's byte classes (one per collection, so
+/// `own` indexes both).
+#[derive(Debug, Clone, Copy)]
+pub struct UnionIds {
+    pub chain: u32,
+    pub own: u32,
 }
 
 #[derive(Debug)]
@@ -141,6 +155,9 @@ pub struct RuleSet {
     pub defaults: [DefaultAction; 6],
     pub chains: Vec<Vec<Transform>>,
     pub prefilters: Prefilters,
+    /// How many (collection, chain) unions and how many collections [`UnionIds`] name.
+    pub chain_unions: u32,
+    pub collection_unions: u32,
     pub settings: EngineSettings,
     pub report: LoadReport,
 }
@@ -498,6 +515,7 @@ impl Builder {
             setvars: actions.setvars.clone(),
             ctls: actions.ctls.clone(),
             prefilter_slot: None,
+            unions: Vec::new(),
         })
     }
 
@@ -533,6 +551,8 @@ impl Builder {
             }
         }
         let mut entries = Vec::new();
+        let mut chain_unions: HashMap<(Collection, u32), u32> = HashMap::new();
+        let mut collection_unions: HashMap<Collection, u32> = HashMap::new();
         for rule in &mut self.rules {
             for link in &mut rule.links {
                 if link.negated || link.multi_match {
@@ -549,6 +569,28 @@ impl Builder {
                 if let Some(literals) = literals {
                     link.prefilter_slot = Some(entries.len() as u32);
                     entries.push((link.transform_chain, literals));
+                    let chain = link.transform_chain;
+                    link.unions = link
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            // Only whole collections: the union costs a scan of every
+                            // value, a waste for one header. (XML's selectors are XPath:
+                            // the collection is not a superset.)
+                            let whole = !t.count
+                                && !t.exclude
+                                && matches!(t.selector, Selector::All)
+                                && t.collection != Collection::Xml;
+                            whole.then(|| {
+                                let next = chain_unions.len() as u32;
+                                let chain =
+                                    *chain_unions.entry((t.collection, chain)).or_insert(next);
+                                let next = collection_unions.len() as u32;
+                                let own = *collection_unions.entry(t.collection).or_insert(next);
+                                UnionIds { chain, own }
+                            })
+                        })
+                        .collect();
                 }
             }
         }
@@ -556,6 +598,8 @@ impl Builder {
         RuleSet {
             rules: self.rules,
             prefilters,
+            chain_unions: chain_unions.len() as u32,
+            collection_unions: collection_unions.len() as u32,
             phases,
             defaults: self.defaults,
             chains: self.chain_list,
