@@ -108,20 +108,7 @@ impl Cache {
         }
         if self.classes(id, &item.value) & link.changes_beyond_case == 0 {
             // The chain changes at most the case of letters: the value's own hits.
-            let at = self.values[id as usize].1;
-            if at != NOT_SCANNED {
-                return Some(at);
-            }
-            let Cache {
-                values,
-                hits,
-                forms,
-                form_bytes,
-                ..
-            } = self;
-            let at = scan_form(forms, form_bytes, hits, id, &item.value, prefilters);
-            values[id as usize].1 = at;
-            return Some(at);
+            return Some(self.own_hits(id, &item.value, prefilters));
         }
         let Cache {
             by_id,
@@ -142,6 +129,25 @@ impl Cache {
         let at = scan_form(forms, form_bytes, hits, id, value, prefilters);
         slot.hits = Some(at);
         Some(at)
+    }
+
+    /// Where the hits of value `id`'s own bytes start in [`Cache::hits`] (scanned once).
+    fn own_hits(&mut self, id: u32, value: &[u8], prefilters: &Prefilters) -> u32 {
+        self.classes(id, value);
+        let at = self.values[id as usize].1;
+        if at != NOT_SCANNED {
+            return at;
+        }
+        let at = scan_form(
+            &mut self.forms,
+            &mut self.form_bytes,
+            &mut self.hits,
+            id,
+            value,
+            prefilters,
+        );
+        self.values[id as usize].1 = at;
+        at
     }
 
     /// `item`'s value transformed by `link`'s chain, computed once per value and chain.
@@ -546,6 +552,17 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             let capture = link.capture && !link.negated;
             for item in &items {
                 if link.multi_match {
+                    // Every stage of a value its chain changes at most in case holds the
+                    // same literals as the value itself.
+                    if let (Some(slot), Some(id)) = (link.prefilter_slot, item.cache_id) {
+                        let cache = &mut self.cache;
+                        if cache.classes(id, &item.value) & link.changes_beyond_case == 0 {
+                            let at = cache.own_hits(id, &item.value, &self.rules.prefilters);
+                            if !prefilter::has(&cache.hits[at as usize..], slot) {
+                                continue;
+                            }
+                        }
+                    }
                     for value in every_stage(item, link) {
                         let hit = operator.matches(&value, &view, capture);
                         if hit.is_some() != link.negated {
@@ -726,6 +743,9 @@ impl Unions {
         let classes = self.classes[own];
         let index = if classes != NOT_DATA && classes & link.changes_beyond_case == 0 {
             rules.chain_unions as usize + own
+        } else if link.multi_match {
+            // Its stages are not all in the chain's union.
+            return true;
         } else {
             ids.chain as usize
         };

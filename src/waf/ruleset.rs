@@ -555,7 +555,9 @@ impl Builder {
         let mut collection_unions: HashMap<Collection, u32> = HashMap::new();
         for rule in &mut self.rules {
             for link in &mut rule.links {
-                if link.negated || link.multi_match {
+                // (With `multiMatch`, the engine uses the slot only where every stage
+                // of a value holds the same literals as the value.)
+                if link.negated {
                     continue;
                 }
                 // A regex's required literals, or a phrase list itself: a value without

@@ -168,3 +168,21 @@ SecRule TX:OUTBOUND "@ge %{tx.suspect}4" "id:5,phase:4,deny,status:403"
     assert_eq!(tx.interruption().map(|i| i.rule_id), Some(5));
     assert_eq!(run(200, b"fine"), (vec![1, 3], None));
 }
+
+/// `multiMatch` links use the literal prefilter only where every stage of a value holds
+/// the same literals as the value: a literal that appears only after decoding, or only
+/// in another letter case, still fires the rule.
+#[test]
+fn multi_match_sees_every_stage_through_the_prefilter() {
+    let decoded = r#"
+SecRule ARGS "@rx evil" "id:1,phase:2,pass,t:none,t:urlDecodeUni,multiMatch"
+"#;
+    assert_eq!(run(decoded, "/?q=%2565vil", &[]).0, vec![1]);
+    assert_eq!(run(decoded, "/?q=evil&x=plain", &[]).0, vec![1]);
+    assert!(run(decoded, "/?q=good&x=%2541", &[]).0.is_empty());
+    let cased = r#"
+SecRule ARGS "@rx evil" "id:2,phase:2,pass,t:none,t:lowercase,multiMatch"
+"#;
+    assert_eq!(run(cased, "/?q=EVIL", &[]).0, vec![2]);
+    assert!(run(cased, "/?q=GOOD", &[]).0.is_empty());
+}
