@@ -28,20 +28,42 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .build()
         .parse(&byte_escapes(pattern))
         .ok()?;
+    literals_of(&hir, 0)
+}
+
+/// The best required set of `hir`: what it starts or ends with, what a required part of
+/// a concatenation holds, or, for an alternation, the union of every branch's set.
+fn literals_of(hir: &Hir, depth: u32) -> Option<Vec<Vec<u8>>> {
     let mut best: Option<Vec<Vec<u8>>> = None;
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
-        consider(&mut best, extract(&hir, kind));
+        consider(&mut best, extract(hir, kind));
     }
-    // A match also holds a match of every part of a top-level concatenation: the
-    // prefixes of an inner part (`on` in `[\s"'/]on[a-z]{3,50}=`) are required too.
-    let mut inner = &hir;
+    if depth > 3 {
+        return best;
+    }
+    let mut inner = hir;
     while let HirKind::Capture(c) = inner.kind() {
         inner = &c.sub;
     }
-    if let HirKind::Concat(parts) = inner.kind() {
-        for part in parts {
-            consider(&mut best, extract(part, ExtractKind::Prefix));
+    match inner.kind() {
+        // A match also holds a match of every part of a concatenation: the literals of
+        // an inner part (`on` in `[\s"'/]on[a-z]{3,50}=`) are required too.
+        HirKind::Concat(parts) => {
+            for part in parts {
+                consider(&mut best, literals_of(part, depth + 1));
+            }
         }
+        // A match holds a match of one branch: the union of the branches' sets.
+        HirKind::Alternation(branches) => {
+            let mut union = Vec::new();
+            for branch in branches {
+                union.extend(literals_of(branch, depth + 1)?);
+            }
+            union.sort();
+            union.dedup();
+            consider(&mut best, Some(union));
+        }
+        _ => {}
     }
     best
 }
@@ -240,10 +262,36 @@ mod tests {
         assert_eq!(kept, vec![b"sel".to_vec(), b"union".to_vec()]);
     }
 
+    fn has_all(lits: &[Vec<u8>], words: &[&[u8]]) -> bool {
+        words
+            .iter()
+            .all(|w| lits.iter().any(|l| l.as_slice() == *w))
+    }
+
     #[test]
     fn finds_required_literals() {
         let lits = required_literals(r"(?i)(?:union\s+select|benchmark\s*\()").expect("finite");
-        assert!(lits.contains(&b"union".to_vec()) || lits.iter().any(|l| l.starts_with(b"union")));
+        // Each literal holds a word of one branch, and both branches are there.
+        let holds = |l: &Vec<u8>, w: &[u8]| l.windows(w.len()).any(|x| x == w);
+        assert!(lits.iter().all(|l| [&b"union"[..], b"select", b"benchmark"]
+            .iter()
+            .any(|w| holds(l, w))));
+        assert!(lits.iter().any(|l| holds(l, b"benchmark")), "{lits:?}");
+        assert!(lits
+            .iter()
+            .any(|l| holds(l, b"union") || holds(l, b"select")));
+        // Every branch of an alternation gives its own required part.
+        let lits =
+            required_literals(r"\beval\(|new\s+Function|String\.fromCharCode").expect("finite");
+        assert!(
+            has_all(&lits, &[b"eval(", b"string.fromcharcode"]),
+            "{lits:?}"
+        );
+        assert!(lits.iter().any(|l| holds(l, b"function")), "{lits:?}");
+        assert!(
+            required_literals(r"evil|\w+").is_none(),
+            "a branch without literals: no prefilter"
+        );
         assert!(
             required_literals(r"^.*").is_none(),
             "matches anything: no prefilter"
