@@ -447,8 +447,17 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             }
             for m in matches.drain(..) {
                 if link.capture && !m.captures.is_empty() {
-                    for (i, c) in m.captures.iter().enumerate() {
-                        self.vars.tx.insert(i.to_string(), c.clone());
+                    const GROUPS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+                    for (group, c) in GROUPS.iter().zip(&m.captures) {
+                        match self.vars.tx.get_mut(*group) {
+                            Some(slot) => {
+                                slot.clear();
+                                slot.extend_from_slice(c);
+                            }
+                            None => {
+                                self.vars.tx.insert(group.to_string(), c.clone());
+                            }
+                        }
                     }
                 }
                 self.vars.matched_vars.push((m.name, m.value));
@@ -530,21 +539,19 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             items.clear();
             view.collect(target, &exclusions, &mut items);
             if target.count {
-                let count = items.len().to_string().into_bytes();
-                let name = target.collection.name().to_string();
-                if let Some(captures) = operator.matches(&count, &view, link.capture) {
-                    if !link.negated {
-                        matches.push(Match {
-                            name,
-                            value: count,
-                            captures,
-                        });
-                    }
-                } else if link.negated {
+                let mut digits = itoa::Buffer::new();
+                let count = digits.format(items.len()).as_bytes();
+                let hit = operator.matches(count, &view, link.capture);
+                if hit.is_some() != link.negated {
+                    let (mut name, mut value) = self.spare.pop().unwrap_or_default();
+                    name.clear();
+                    name.push_str(target.collection.name());
+                    value.clear();
+                    value.extend_from_slice(count);
                     matches.push(Match {
                         name,
-                        value: count,
-                        captures: Vec::new(),
+                        value,
+                        captures: hit.unwrap_or_default(),
                     });
                 }
                 continue;
