@@ -509,6 +509,39 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             });
             return;
         };
+        if let (Some(key), true) = (&link.tx_key, self.removed_targets.is_empty()) {
+            // CRS's bookkeeping tests: one TX variable, no transformation.
+            let value = self.vars.tx.get(&**key).map(Vec::as_slice);
+            let count = link.targets.first().is_some_and(|t| t.count);
+            let mut digits = itoa::Buffer::new();
+            let (subject, capture) = if count {
+                let n = digits.format(u8::from(value.is_some())).as_bytes();
+                (Some(n), link.capture)
+            } else {
+                (value, link.capture && !link.negated)
+            };
+            let Some(subject) = subject else {
+                return;
+            };
+            let hit = operator.matches(subject, &view, capture);
+            if hit.is_some() != link.negated {
+                let (mut name, mut bytes) = self.spare.pop().unwrap_or_default();
+                name.clear();
+                name.push_str("TX");
+                if !count {
+                    name.push(':');
+                    name.push_str(key);
+                }
+                bytes.clear();
+                bytes.extend_from_slice(subject);
+                matches.push(Match {
+                    name,
+                    value: bytes,
+                    captures: hit.unwrap_or_default(),
+                });
+            }
+            return;
+        }
         let mut exclusions: SmallVec<[&Target; 4]> =
             link.targets.iter().filter(|t| t.exclude).collect();
         for (scope, target) in &self.removed_targets {

@@ -39,6 +39,9 @@ pub struct Link {
     /// is kept in a transaction, under this chain and under the values' own bytes (see
     /// [`UnionIds`]); None for targets that are not whole collections.
     pub unions: Vec<Option<UnionIds>>,
+    /// A lone `TX:name` (or `&TX:name`) target read untransformed, as in CRS's
+    /// bookkeeping tests (`TX:DETECTION_PARANOIA_LEVEL "@lt 1"`): read straight from TX.
+    pub tx_key: Option<Box<str>>,
 }
 
 /// Dense indices, fixed when the rule set is built, of what a transaction learns about
@@ -516,6 +519,7 @@ impl Builder {
             ctls: actions.ctls.clone(),
             prefilter_slot: None,
             unions: Vec::new(),
+            tx_key: None,
         })
     }
 
@@ -555,6 +559,19 @@ impl Builder {
         let mut collection_unions: HashMap<Collection, u32> = HashMap::new();
         for rule in &mut self.rules {
             for link in &mut rule.links {
+                link.tx_key = match link.targets.as_slice() {
+                    [t] if t.collection == Collection::Tx
+                        && !t.exclude
+                        && link.transforms.is_empty()
+                        && !link.multi_match =>
+                    {
+                        match &t.selector {
+                            Selector::Key(k) => Some(k.as_str().into()),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
                 // (With `multiMatch`, the engine uses the slot only where every stage
                 // of a value holds the same literals as the value.)
                 if link.negated {
