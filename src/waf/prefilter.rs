@@ -106,17 +106,23 @@ pub fn minimal(literals: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut sorted: Vec<&Vec<u8>> = literals.iter().collect();
     sorted.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     sorted.dedup();
-    let mut kept: Vec<Vec<u8>> = Vec::new();
+    // Shortest first: a literal is checked against the kept ones, by each length kept.
+    let mut kept: fnv::FnvHashSet<&[u8]> = Default::default();
+    let mut lengths: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
     for lit in sorted {
-        if !kept.iter().any(|k| contains(lit, k)) {
-            kept.push(lit.clone());
+        let held = lengths
+            .iter()
+            .any(|n| lit.windows(*n).any(|w| kept.contains(w)));
+        if !held {
+            kept.insert(lit);
+            if lengths.last() != Some(&lit.len()) {
+                lengths.push(lit.len());
+            }
+            out.push(lit.clone());
         }
     }
-    kept
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+    out
 }
 
 /// All prefilters of a rule set: one automaton over every slot's literals. A value is scanned once per distinct transformed form,
