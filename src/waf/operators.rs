@@ -14,6 +14,9 @@ use std::path::Path;
 #[derive(Debug)]
 pub enum Operator {
     Rx(Regex),
+    /// A regex every value matches whole (`^.*$`, as CRS 920450 uses to capture each
+    /// header name): no regex to run, and TX.0 is the value.
+    RxWhole,
     /// The automaton, and the phrases (for the rule set's literal prefilter).
     Pm(AhoCorasick, Vec<Vec<u8>>),
     StrEq(Macro),
@@ -126,6 +129,7 @@ impl Operator {
     pub fn compile(name: &str, arg: &str, rules_dir: &Path) -> Result<Operator, String> {
         let macro_arg = || Macro::parse(arg);
         Ok(match name.to_ascii_lowercase().as_str() {
+            "rx" if matches!(arg, "^.*$" | ".*" | "^.*" | ".*$") => Operator::RxWhole,
             "rx" => Operator::Rx(build_regex(arg)?),
             "pm" => phrases(arg.split_whitespace().map(str::to_string).collect())?,
             "pmfromfile" | "pmf" => {
@@ -181,6 +185,10 @@ impl Operator {
     ) -> Option<Captures> {
         let yes = |c: Captures| Some(c);
         match self {
+            Operator::RxWhole => match capture {
+                true => yes(vec![value.to_vec()]),
+                false => Some(Vec::new()),
+            },
             Operator::Rx(re) => {
                 // The lazy DFA answers "does it match" fast; groups only for a match.
                 if !re.is_match(value) {
@@ -398,6 +406,18 @@ mod tests {
         assert_eq!(byte_escapes(r"a{2,3}\s+{x}"), r"a{2,3}\s+\x7bx}");
         // Found by fuzzing: an escaped multi-byte character.
         assert_eq!(byte_escapes("a\\\u{e9}b"), "a\\\u{e9}b");
+    }
+
+    /// `^.*$` needs no regex: it matches every value, the empty one and one with line
+    /// breaks too, and captures it whole, as the regex does.
+    #[test]
+    fn a_whole_value_regex_matches_everything() {
+        for value in [&b""[..], b"x-custom-header", b"a\nb\r\n"] {
+            let regex = Operator::Rx(build_regex("^.*$").expect("builds"));
+            let expected = regex.matches(value, &NoVars, true);
+            assert_eq!(op("rx", "^.*$").matches(value, &NoVars, true), expected);
+            assert_eq!(expected, Some(vec![value.to_vec()]));
+        }
     }
 
     #[test]
