@@ -5,7 +5,7 @@
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
 use super::prefilter::{self, Prefilters};
-use super::ruleset::{Link, Rule, RuleSet, Step, UnionIds};
+use super::ruleset::{Link, Quick, Rule, RuleSet, Step, UnionIds};
 use super::targets::Target;
 use super::targets::{Collection, Selector};
 use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
@@ -541,6 +541,20 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 });
             }
             return;
+        }
+        if let (Some(slot), Some(quick)) = (link.prefilter_slot, &link.quick) {
+            // No value any target can yield holds the literals: nothing to read.
+            let has_xml = self.data.xml_text.is_some() || !self.data.xml_attributes.is_empty();
+            let (cache, rules) = (&mut self.cache, &*self.rules);
+            let possible = quick.iter().any(|q| match q {
+                Quick::Union(ids, c) => self
+                    .unions
+                    .may_match(cache, rules, link, *ids, slot, &view, *c),
+                Quick::Xml => has_xml,
+            });
+            if !possible {
+                return;
+            }
         }
         let mut exclusions: SmallVec<[&Target; 4]> =
             link.targets.iter().filter(|t| t.exclude).collect();

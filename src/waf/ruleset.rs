@@ -10,6 +10,7 @@ use super::prefilter::{required_literals, Prefilters};
 use super::seclang::Directive;
 use super::targets::{parse_targets, Collection, Selector, Target};
 use super::transforms::Transform;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +43,19 @@ pub struct Link {
     /// A lone `TX:name` (or `&TX:name`) target read untransformed, as in CRS's
     /// bookkeeping tests (`TX:DETECTION_PARANOIA_LEVEL "@lt 1"`): read straight from TX.
     pub tx_key: Option<Box<str>>,
+    /// With a prefilter slot: a test that skips the whole link before its targets are
+    /// read, one entry per target, kept inline (CRS's ~120 prefiltered rules mostly
+    /// stay quiet: their own target lists need not be touched).
+    pub quick: Option<SmallVec<[Quick; 8]>>,
+}
+
+/// One target's part of [`Link::quick`]: a value it yields is in the collection, so the
+/// union of the collection's hits covers it.
+#[derive(Debug, Clone, Copy)]
+pub enum Quick {
+    Union(UnionIds, Collection),
+    /// `XML:...`: yields nothing unless the body was parsed as XML.
+    Xml,
 }
 
 /// Dense indices, fixed when the rule set is built, of what a transaction learns about
@@ -520,6 +534,7 @@ impl Builder {
             prefilter_slot: None,
             unions: Vec::new(),
             tx_key: None,
+            quick: None,
         })
     }
 
@@ -589,6 +604,25 @@ impl Builder {
                     link.prefilter_slot = Some(entries.len() as u32);
                     entries.push((link.transform_chain, literals));
                     let chain = link.transform_chain;
+                    let mut ids_of = |c: Collection| {
+                        let next = chain_unions.len() as u32;
+                        let chain = *chain_unions.entry((c, chain)).or_insert(next);
+                        let next = collection_unions.len() as u32;
+                        let own = *collection_unions.entry(c).or_insert(next);
+                        UnionIds { chain, own }
+                    };
+                    // Any selector picks values of its collection: the collection's union
+                    // answers for it (counts are numbers made here, not values).
+                    link.quick = link
+                        .targets
+                        .iter()
+                        .filter(|t| !t.exclude)
+                        .map(|t| match t.collection {
+                            _ if t.count => None,
+                            Collection::Xml => Some(Quick::Xml),
+                            c => Some(Quick::Union(ids_of(c), c)),
+                        })
+                        .collect();
                     link.unions = link
                         .targets
                         .iter()
@@ -600,14 +634,7 @@ impl Builder {
                                 && !t.exclude
                                 && matches!(t.selector, Selector::All)
                                 && t.collection != Collection::Xml;
-                            whole.then(|| {
-                                let next = chain_unions.len() as u32;
-                                let chain =
-                                    *chain_unions.entry((t.collection, chain)).or_insert(next);
-                                let next = collection_unions.len() as u32;
-                                let own = *collection_unions.entry(t.collection).or_insert(next);
-                                UnionIds { chain, own }
-                            })
+                            whole.then(|| ids_of(t.collection))
                         })
                         .collect();
                 }
