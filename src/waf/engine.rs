@@ -1,6 +1,12 @@
 //! Running a [`RuleSet`] over one request: phases in order, rules in file order, chains,
 //! `skipAfter` to markers, `setvar` per match, `ctl` at a full match, and the disruptive
 //! action. The result is the list of rules that fired and, maybe, an [`Interruption`].
+//!
+//! Most of a request's rules cannot match, and the engine proves it cheaply: each value's
+//! byte classes tell which transformation chains can change it (most cannot), the literal
+//! prefilter's hits are kept per value form and per whole collection, and a prefiltered
+//! link whose collections hold none of its literals is skipped before its targets are
+//! read.
 
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;

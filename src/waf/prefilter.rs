@@ -1,9 +1,9 @@
 //! Literal prefilters: most rules cannot match most values, and one Aho-Corasick pass
 //! proves it for many rules at once. For every `@rx` whose matches must hold one of a
-//! finite set of literals (what they start or end with, or what a required part starts
-//! with), and every `@pm` phrase list, the literals go into one automaton; each distinct
-//! transformed form of a value is scanned once, and each rule whose literals are absent
-//! is skipped without running its operator.
+//! finite set of literals (what they start or end with, what a required part holds, or
+//! for an alternation the union of its branches' sets), and every `@pm` phrase list, the
+//! literals go into one automaton; each distinct transformed form of a value is scanned
+//! once, and each rule whose literals are absent is skipped without running its operator.
 
 use super::operators::byte_escapes;
 use aho_corasick::automaton::Automaton;
