@@ -548,15 +548,13 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             }
             return;
         }
-        if let (Some(slot), Some(quick)) = (link.prefilter_slot, &link.quick) {
+        let has_xml = self.data.xml_text.is_some() || !self.data.xml_attributes.is_empty();
+        if let (Some(slot), false) = (link.prefilter_slot, link.quick.is_empty()) {
             // No value any target can yield holds the literals: nothing to read.
-            let has_xml = self.data.xml_text.is_some() || !self.data.xml_attributes.is_empty();
-            let (cache, rules) = (&mut self.cache, &*self.rules);
-            let possible = quick.iter().any(|q| match q {
-                Quick::Union(ids, c) => self
-                    .unions
-                    .may_match(cache, rules, link, *ids, slot, &view, *c),
-                Quick::Xml => has_xml,
+            let possible = link.quick.iter().any(|q| {
+                let (cache, rules) = (&mut self.cache, &*self.rules);
+                self.unions
+                    .quick_may_match(cache, rules, link, q, slot, &view, has_xml)
             });
             if !possible {
                 return;
@@ -574,17 +572,14 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             }
         }
         let mut items = Items::new();
-        for (t, target) in link.targets.iter().enumerate() {
-            if target.exclude {
-                continue;
-            }
-            if let (Some(slot), Some(Some(ids))) = (link.prefilter_slot, link.unions.get(t)) {
-                // Skip the whole target when no value in its collection holds the
-                // rule's literals (exclusions only remove values, so this is safe).
+        for (t, target) in link.targets.iter().filter(|t| !t.exclude).enumerate() {
+            if let (Some(slot), Some(q)) = (link.prefilter_slot, link.quick.get(t)) {
+                // Skip the target when no value in its collection holds the rule's
+                // literals (selectors and exclusions only remove values).
                 let (cache, rules) = (&mut self.cache, &*self.rules);
                 if !self
                     .unions
-                    .may_match(cache, rules, link, *ids, slot, &view, target.collection)
+                    .quick_may_match(cache, rules, link, q, slot, &view, has_xml)
                 {
                     continue;
                 }
@@ -783,6 +778,26 @@ struct Unions {
 }
 
 impl Unions {
+    /// False when the target `quick` describes yields no value holding the literals of
+    /// `link`'s prefilter `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn quick_may_match(
+        &mut self,
+        cache: &mut Cache,
+        rules: &RuleSet,
+        link: &Link,
+        quick: &Quick,
+        slot: u32,
+        view: &View,
+        has_xml: bool,
+    ) -> bool {
+        match quick {
+            Quick::Union(ids, c) => self.may_match(cache, rules, link, *ids, slot, view, *c),
+            Quick::Xml => has_xml,
+            Quick::Count => true,
+        }
+    }
+
     /// False when no value of the whole collection holds the literals of `link`'s
     /// prefilter `slot`.
     #[allow(clippy::too_many_arguments)]

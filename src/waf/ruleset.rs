@@ -36,26 +36,26 @@ pub struct Link {
     pub ctls: Vec<Ctl>,
     /// Slot in [`RuleSet::prefilters`] when the operator is a regex with required literals.
     pub prefilter_slot: Option<u32>,
-    /// With a prefilter slot, per target: where the union of its whole collection's hits
-    /// is kept in a transaction, under this chain and under the values' own bytes (see
-    /// [`UnionIds`]); None for targets that are not whole collections.
-    pub unions: Vec<Option<UnionIds>>,
     /// A lone `TX:name` (or `&TX:name`) target read untransformed, as in CRS's
     /// bookkeeping tests (`TX:DETECTION_PARANOIA_LEVEL "@lt 1"`): read straight from TX.
     pub tx_key: Option<Box<str>>,
-    /// With a prefilter slot: a test that skips the whole link before its targets are
-    /// read, one entry per target, kept inline (CRS's ~120 prefiltered rules mostly
-    /// stay quiet: their own target lists need not be touched).
-    pub quick: Option<SmallVec<[Quick; 8]>>,
+    /// With a prefilter slot, per target that is not an exclusion (in order): what
+    /// proves it yields no value holding the literals, kept inline so that a link is
+    /// skipped before its target list is read (CRS's ~120 prefiltered rules mostly stay
+    /// quiet). Empty without a slot.
+    pub quick: SmallVec<[Quick; 8]>,
 }
 
-/// One target's part of [`Link::quick`]: a value it yields is in the collection, so the
-/// union of the collection's hits covers it.
+/// One target's part of [`Link::quick`].
 #[derive(Debug, Clone, Copy)]
 pub enum Quick {
+    /// Its values are in the collection, whatever the selector: the union of the
+    /// collection's hits under the link's chain (or own bytes) covers them.
     Union(UnionIds, Collection),
     /// `XML:...`: yields nothing unless the body was parsed as XML.
     Xml,
+    /// A count (`&ARGS`): a number made here, not a value; never skipped.
+    Count,
 }
 
 /// Dense indices, fixed when the rule set is built, of what a transaction learns about
@@ -532,9 +532,8 @@ impl Builder {
             setvars: actions.setvars.clone(),
             ctls: actions.ctls.clone(),
             prefilter_slot: None,
-            unions: Vec::new(),
             tx_key: None,
-            quick: None,
+            quick: SmallVec::new(),
         })
     }
 
@@ -612,29 +611,15 @@ impl Builder {
                         UnionIds { chain, own }
                     };
                     // Any selector picks values of its collection: the collection's union
-                    // answers for it (counts are numbers made here, not values).
+                    // answers for it.
                     link.quick = link
                         .targets
                         .iter()
                         .filter(|t| !t.exclude)
                         .map(|t| match t.collection {
-                            _ if t.count => None,
-                            Collection::Xml => Some(Quick::Xml),
-                            c => Some(Quick::Union(ids_of(c), c)),
-                        })
-                        .collect();
-                    link.unions = link
-                        .targets
-                        .iter()
-                        .map(|t| {
-                            // Only whole collections: the union costs a scan of every
-                            // value, a waste for one header. (XML's selectors are XPath:
-                            // the collection is not a superset.)
-                            let whole = !t.count
-                                && !t.exclude
-                                && matches!(t.selector, Selector::All)
-                                && t.collection != Collection::Xml;
-                            whole.then(|| ids_of(t.collection))
+                            _ if t.count => Quick::Count,
+                            Collection::Xml => Quick::Xml,
+                            c => Quick::Union(ids_of(c), c),
                         })
                         .collect();
                 }
