@@ -229,8 +229,8 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
     data: Data,
     vars: Vars,
     cache: Cache,
-    /// Prefilter hits of a whole collection under a chain: the union over its values.
-    /// Cleared when the body adds values.
+    /// What is known of whole collections (unions of hits, byte classes); forgotten when
+    /// the body or the response adds values.
     unions: Unions,
     mode: EngineMode,
     removed_ids: Vec<(u32, u32)>,
@@ -531,32 +531,32 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             };
             let hit = operator.matches(subject, &view, capture);
             if hit.is_some() != link.negated {
-                let (mut name, mut bytes) = self.spare.pop().unwrap_or_default();
-                name.clear();
-                name.push_str("TX");
-                if !count {
-                    name.push(':');
-                    name.push_str(key);
-                }
-                bytes.clear();
-                bytes.extend_from_slice(subject);
-                matches.push(Match {
-                    name,
-                    value: bytes,
-                    captures: hit.unwrap_or_default(),
-                });
+                let name = |n: &mut String| {
+                    n.push_str("TX");
+                    if !count {
+                        n.push(':');
+                        n.push_str(key);
+                    }
+                };
+                matches.push(pooled(&mut self.spare, name, subject, hit));
             }
             return;
         }
-        let has_xml = self.data.xml_text.is_some() || !self.data.xml_attributes.is_empty();
-        if let (Some(slot), false) = (link.prefilter_slot, link.quick.is_empty()) {
-            // No value any target can yield holds the literals: nothing to read.
-            let possible = link.quick.iter().any(|q| {
+        // Per target (bit t, for the first 64), whether a value it yields may hold the
+        // literals: known from the collections' unions before any target is read.
+        let mut may_hold = u64::MAX;
+        if let Some(slot) = link.prefilter_slot {
+            let has_xml = self.data.xml_text.is_some() || !self.data.xml_attributes.is_empty();
+            for (t, q) in link.quick.iter().enumerate().take(64) {
                 let (cache, rules) = (&mut self.cache, &*self.rules);
-                self.unions
+                if !self
+                    .unions
                     .quick_may_match(cache, rules, link, q, slot, &view, has_xml)
-            });
-            if !possible {
+                {
+                    may_hold &= !(1 << t);
+                }
+            }
+            if may_hold == 0 {
                 return;
             }
         }
@@ -573,16 +573,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         }
         let mut items = Items::new();
         for (t, target) in link.targets.iter().filter(|t| !t.exclude).enumerate() {
-            if let (Some(slot), Some(q)) = (link.prefilter_slot, link.quick.get(t)) {
-                // Skip the target when no value in its collection holds the rule's
-                // literals (selectors and exclusions only remove values).
-                let (cache, rules) = (&mut self.cache, &*self.rules);
-                if !self
-                    .unions
-                    .quick_may_match(cache, rules, link, q, slot, &view, has_xml)
-                {
-                    continue;
-                }
+            if t < 64 && may_hold & (1 << t) == 0 {
+                continue;
             }
             items.clear();
             view.collect(target, &exclusions, &mut items);
@@ -591,16 +583,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 let count = digits.format(items.len()).as_bytes();
                 let hit = operator.matches(count, &view, link.capture);
                 if hit.is_some() != link.negated {
-                    let (mut name, mut value) = self.spare.pop().unwrap_or_default();
-                    name.clear();
-                    name.push_str(target.collection.name());
-                    value.clear();
-                    value.extend_from_slice(count);
-                    matches.push(Match {
-                        name,
-                        value,
-                        captures: hit.unwrap_or_default(),
-                    });
+                    let name = |n: &mut String| n.push_str(target.collection.name());
+                    matches.push(pooled(&mut self.spare, name, count, hit));
                 }
                 continue;
             }
@@ -621,12 +605,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     for value in every_stage(item, link) {
                         let hit = operator.matches(&value, &view, capture);
                         if hit.is_some() != link.negated {
-                            let (name, value) = pooled(&mut self.spare, item, &value);
-                            matches.push(Match {
-                                name,
-                                value,
-                                captures: hit.unwrap_or_default(),
-                            });
+                            let name = |n: &mut String| item.write_name(n);
+                            matches.push(pooled(&mut self.spare, name, &value, hit));
                             break;
                         }
                     }
@@ -648,12 +628,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 let value = self.cache.value(item, link);
                 let hit = operator.matches(&value, &view, capture);
                 if hit.is_some() != link.negated {
-                    let (name, value) = pooled(&mut self.spare, item, &value);
-                    matches.push(Match {
-                        name,
-                        value,
-                        captures: hit.unwrap_or_default(),
-                    });
+                    let name = |n: &mut String| item.write_name(n);
+                    matches.push(pooled(&mut self.spare, name, &value, hit));
                 }
             }
         }
@@ -726,14 +702,24 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     }
 }
 
-/// A match's name (`ARGS:q`) and value in buffers from `spare`.
-fn pooled(spare: &mut Vec<(String, Vec<u8>)>, item: &Item, value: &[u8]) -> (String, Vec<u8>) {
+/// A match whose name (`ARGS:q`, written by `write_name`) and value go into buffers
+/// from `spare`.
+fn pooled(
+    spare: &mut Vec<(String, Vec<u8>)>,
+    write_name: impl FnOnce(&mut String),
+    value: &[u8],
+    captures: Option<Vec<Vec<u8>>>,
+) -> Match {
     let (mut name, mut bytes) = spare.pop().unwrap_or_default();
     name.clear();
-    item.write_name(&mut name);
+    write_name(&mut name);
     bytes.clear();
     bytes.extend_from_slice(value);
-    (name, bytes)
+    Match {
+        name,
+        value: bytes,
+        captures: captures.unwrap_or_default(),
+    }
 }
 
 /// A value the operator sees: the item's own bytes, or a (cached) transformed copy.
