@@ -10,6 +10,7 @@ pub mod actions;
 pub mod body;
 pub mod conformance;
 pub mod engine;
+pub mod folding;
 pub mod guard;
 pub mod injection;
 pub mod macros;

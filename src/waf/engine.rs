@@ -367,7 +367,10 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         let rules = self.rules.clone();
         let mut skip_to: Option<&str> = None;
         let mut skip_n = 0;
-        for step in &rules.phases[usize::from(phase)] {
+        let steps = &rules.phases[usize::from(phase)];
+        let mut at = 0;
+        while let Some(step) = steps.get(at) {
+            at += 1;
             let index = match step {
                 Step::Marker(name) => {
                     if skip_to == Some(name.as_ref()) {
@@ -376,6 +379,14 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     continue;
                 }
                 Step::Rule(index) => *index,
+                Step::Jump { rule, to } => {
+                    if skip_to.is_none() && skip_n == 0 && !self.is_removed(&rules.rules[*rule]) {
+                        at = *to;
+                    } else if skip_to.is_none() && skip_n > 0 {
+                        skip_n -= 1;
+                    }
+                    continue;
+                }
             };
             if skip_to.is_some() {
                 continue;

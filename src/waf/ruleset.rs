@@ -96,6 +96,12 @@ impl Rule {
 pub enum Step {
     Rule(usize),
     Marker(Arc<str>),
+    /// A test answered at load ([`super::folding`]) that always matches: unless the rule
+    /// was removed at runtime, go on at step `to` (its marker, or the phase's end).
+    Jump {
+        rule: usize,
+        to: usize,
+    },
 }
 
 /// What `SecDefaultAction` set for a phase.
@@ -566,6 +572,8 @@ impl Builder {
                         phases[usize::from(rule.phase)].push(step.clone());
                     }
                 }
+                // Made by folding, after this.
+                Step::Jump { .. } => {}
             }
         }
         let mut entries = Vec::new();
@@ -626,6 +634,7 @@ impl Builder {
             }
         }
         let prefilters = Prefilters::build(self.chain_list.len(), &entries);
+        super::folding::fold(&self.rules, &mut phases);
         RuleSet {
             rules: self.rules,
             prefilters,

@@ -43,7 +43,7 @@ SecRule REQUEST_METHOD "@streq GET" "id:1,phase:1,pass,chain"
 #[test]
 fn skip_after_jumps_to_the_marker() {
     let rules = r#"
-SecAction "id:1,phase:1,pass,nolog,skipAfter:END"
+SecRule REQUEST_METHOD "@streq GET" "id:1,phase:1,pass,nolog,skipAfter:END"
 SecRule ARGS "@unconditionalMatch" "id:2,phase:1,pass"
 SecMarker END
 SecRule ARGS "@unconditionalMatch" "id:3,phase:1,pass"
