@@ -791,7 +791,7 @@ impl Unions {
         match quick {
             Quick::Union(ids, c) => self.may_match(cache, rules, link, *ids, slot, view, *c),
             Quick::Xml => has_xml,
-            Quick::Count => true,
+            Quick::Count | Quick::Selected => true,
         }
     }
 

@@ -54,6 +54,9 @@ pub enum Quick {
     Union(UnionIds, Collection),
     /// `XML:...`: yields nothing unless the body was parsed as XML.
     Xml,
+    /// One key (`REQUEST_HEADERS:User-Agent`): its few values are checked by their own
+    /// hits, not by a union that scans the whole collection (the key is often absent).
+    Selected,
     /// A count (`&ARGS`): a number made here, not a value; never skipped.
     Count,
 }
@@ -627,6 +630,7 @@ impl Builder {
                         .map(|t| match t.collection {
                             _ if t.count => Quick::Count,
                             Collection::Xml => Quick::Xml,
+                            _ if matches!(t.selector, Selector::Key(_)) => Quick::Selected,
                             c => Quick::Union(ids_of(c), c),
                         })
                         .collect();
