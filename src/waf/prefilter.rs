@@ -135,6 +135,11 @@ pub fn minimal(literals: &[Vec<u8>]) -> Vec<Vec<u8>> {
 #[derive(Debug, Default)]
 pub struct Prefilters {
     automaton: Option<NFA>,
+    /// One-byte literals are not in the automaton (they would make a match state of
+    /// nearly every byte): per byte, its slots' (start, len) in `slot_bits` ...
+    byte_slots: Vec<(u32, u32)>,
+    /// ... and which bytes have any.
+    byte_mask: [u64; 4],
     /// Per pattern (a distinct literal): its slots, as (word, bits) runs in `slot_bits`.
     pattern_slots: Vec<(u32, u32)>,
     slot_bits: Vec<(u32, u64)>,
@@ -164,6 +169,8 @@ impl Prefilters {
         let mut pats = Vec::with_capacity(slots_of.len());
         let mut pattern_slots = Vec::with_capacity(slots_of.len());
         let mut slot_bits: Vec<(u32, u64)> = Vec::new();
+        let mut byte_slots = vec![(0, 0); 256];
+        let mut byte_mask = [0u64; 4];
         for (lit, mut slots) in slots_of {
             slots.sort_unstable();
             slots.dedup();
@@ -176,7 +183,16 @@ impl Prefilters {
                     _ => slot_bits.push((word, bit)),
                 }
             }
-            pattern_slots.push((start, slot_bits.len() as u32 - start));
+            let run = (start, slot_bits.len() as u32 - start);
+            if let [b] = lit.as_slice() {
+                // Literals are lower-case; the scan ignores ASCII case.
+                for b in [*b, b.to_ascii_uppercase()] {
+                    byte_slots[usize::from(b)] = run;
+                    byte_mask[usize::from(b >> 6)] |= 1 << (b & 63);
+                }
+                continue;
+            }
+            pattern_slots.push(run);
             pats.push(lit);
         }
         let automaton = NFA::builder()
@@ -186,6 +202,8 @@ impl Prefilters {
             .build(&pats)
             .ok();
         Prefilters {
+            byte_slots,
+            byte_mask,
             chains: if automaton.is_some() {
                 with_slots
             } else {
@@ -226,25 +244,42 @@ impl Prefilters {
         let hits = &mut arena[start..];
         // The automaton walked by hand: every match state reports all its patterns, with
         // none of the resumable iterator's bookkeeping per match.
-        let Some(nfa) = &self.automaton else {
-            return start as u32;
-        };
-        let Ok(mut sid) = nfa.start_state(Anchored::No) else {
-            return start as u32;
-        };
-        for &b in value {
-            sid = nfa.next_state(Anchored::No, sid, b);
-            if nfa.is_special(sid) && nfa.is_match(sid) {
-                for i in 0..nfa.match_len(sid) {
-                    let pattern = nfa.match_pattern(sid, i).as_usize();
-                    let (start, len) = self.pattern_slots[pattern];
-                    for (word, bits) in &self.slot_bits[start as usize..(start + len) as usize] {
-                        hits[*word as usize] |= bits;
+        let mut seen = [0u64; 4];
+        if let Some(nfa) = &self.automaton {
+            if let Ok(mut sid) = nfa.start_state(Anchored::No) {
+                for &b in value {
+                    seen[usize::from(b >> 6)] |= 1 << (b & 63);
+                    sid = nfa.next_state(Anchored::No, sid, b);
+                    if nfa.is_special(sid) && nfa.is_match(sid) {
+                        for i in 0..nfa.match_len(sid) {
+                            let pattern = nfa.match_pattern(sid, i).as_usize();
+                            self.set_slots(hits, self.pattern_slots[pattern]);
+                        }
                     }
                 }
             }
+        } else {
+            for &b in value {
+                seen[usize::from(b >> 6)] |= 1 << (b & 63);
+            }
+        }
+        for (w, (seen, mask)) in seen.iter().zip(&self.byte_mask).enumerate() {
+            let mut present = seen & mask;
+            while present != 0 {
+                let b = w * 64 + present.trailing_zeros() as usize;
+                present &= present - 1;
+                self.set_slots(hits, self.byte_slots[b]);
+            }
         }
         start as u32
+    }
+}
+
+impl Prefilters {
+    fn set_slots(&self, hits: &mut [u64], (start, len): (u32, u32)) {
+        for (word, bits) in &self.slot_bits[start as usize..(start + len) as usize] {
+            hits[*word as usize] |= bits;
+        }
     }
 }
 
@@ -329,5 +364,28 @@ mod tests {
         let hits = p.scan(0, b"x ONERROR=1").expect("chain has a prefilter");
         assert!(!has(&hits, 0));
         assert!(has(&hits, 1));
+    }
+
+    #[test]
+    fn one_byte_literals_are_found_in_either_case_beside_the_automaton() {
+        let p = Prefilters::build(
+            1,
+            &[
+                (0, vec![b"e".to_vec(), b"union".to_vec()]),
+                (0, vec![b";".to_vec()]),
+                (0, vec![b"x".to_vec()]),
+                (0, vec![b"select".to_vec()]),
+            ],
+        );
+        let hits = p.scan(0, b"SELECT 1;").expect("chain has a prefilter");
+        // `E` of SELECT, the `;`, and the word; no `x`.
+        assert!(has(&hits, 0) && has(&hits, 1) && has(&hits, 3));
+        assert!(!has(&hits, 2));
+        let hits = p.scan(0, b"Union").expect("chain has a prefilter");
+        assert!(has(&hits, 0) && !has(&hits, 1) && !has(&hits, 3));
+        // Only one-byte literals: no automaton at all, the byte set still answers.
+        let p = Prefilters::build(1, &[(0, vec![b"<".to_vec()]), (0, vec![b"'".to_vec()])]);
+        let hits = p.scan(0, b"a<b").expect("chain has a prefilter");
+        assert!(has(&hits, 0) && !has(&hits, 1));
     }
 }
