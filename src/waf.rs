@@ -23,6 +23,7 @@ pub mod seclang;
 pub mod targets;
 pub mod transaction;
 pub mod transforms;
+pub mod tx;
 
 pub use engine::{Fired, Interruption, Transaction};
 pub use ruleset::{LoadProblem, LoadReport, RuleSet};

@@ -32,6 +32,8 @@ pub enum SetVarOp {
 #[derive(Debug, Clone)]
 pub struct SetVar {
     pub name: Macro,
+    /// The name's process-wide copy when it is literal ([`super::tx::intern`]).
+    pub interned: Option<&'static str>,
     pub op: SetVarOp,
 }
 
@@ -310,7 +312,8 @@ fn parse_setvar(s: &str) -> Result<SetVar, String> {
             }
         }
     };
-    Ok(SetVar { name, op })
+    let interned = name.is_literal().then(|| super::tx::intern(name.raw()));
+    Ok(SetVar { name, interned, op })
 }
 
 /// `1-5,7` style id lists.

@@ -16,6 +16,7 @@ use super::targets::Target;
 use super::targets::{Collection, Selector};
 use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
 use super::transforms;
+use super::tx;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::ops::Deref;
@@ -349,8 +350,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     pub fn tx_var(&self, name: &str) -> Option<&[u8]> {
         self.vars
             .tx
-            .get(&name.to_ascii_lowercase())
-            .map(Vec::as_slice)
+            .get(name.to_ascii_lowercase().as_str())
+            .map(|v| v.as_slice())
     }
 
     /// Collections grew (body, response): what was known of them whole is forgotten.
@@ -466,15 +467,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 if link.capture && !m.captures.is_empty() {
                     const GROUPS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
                     for (group, c) in GROUPS.iter().zip(&m.captures) {
-                        match self.vars.tx.get_mut(*group) {
-                            Some(slot) => {
-                                slot.clear();
-                                slot.extend_from_slice(c);
-                            }
-                            None => {
-                                self.vars.tx.insert(group.to_string(), c.clone());
-                            }
-                        }
+                        tx::set(&mut self.vars.tx, group, Some(group), c);
                     }
                 }
                 self.vars.matched_vars.push((m.name, m.value));
@@ -528,7 +521,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         };
         if let (Some(key), true) = (&link.tx_key, self.removed_targets.is_empty()) {
             // CRS's bookkeeping tests: one TX variable, no transformation.
-            let value = self.vars.tx.get(&**key).map(Vec::as_slice);
+            let value = self.vars.tx.get(&**key).map(|v| v.as_slice());
             let count = link.targets.first().is_some_and(|t| t.count);
             let mut digits = itoa::Buffer::new();
             let (subject, capture) = if count {
@@ -657,23 +650,14 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         } else {
             std::borrow::Cow::Owned(sv.name.expand_string(&view).to_ascii_lowercase())
         };
-        let slot = match &sv.op {
+        match &sv.op {
             SetVarOp::Delete => {
                 self.vars.tx.remove(name.as_ref());
-                return;
             }
             SetVarOp::Set(m) => {
                 // Copied out (inline when short): the value may come from TX itself.
                 let value: SmallVec<[u8; 32]> = SmallVec::from_slice(&m.expand(&view));
-                match self.vars.tx.get_mut(name.as_ref()) {
-                    // The old value's buffer takes the new one: no allocation.
-                    Some(slot) => {
-                        slot.clear();
-                        slot.extend_from_slice(&value);
-                        return;
-                    }
-                    None => value.to_vec(),
-                }
+                tx::set(&mut self.vars.tx, &name, sv.interned, &value);
             }
             SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                 let delta = atoi(&m.expand(&view));
@@ -684,15 +668,9 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 };
                 let mut digits = itoa::Buffer::new();
                 let digits = digits.format(result).as_bytes();
-                if let Some(slot) = self.vars.tx.get_mut(name.as_ref()) {
-                    slot.clear();
-                    slot.extend_from_slice(digits);
-                    return;
-                }
-                digits.to_vec()
+                tx::set(&mut self.vars.tx, &name, sv.interned, digits);
             }
-        };
-        self.vars.tx.insert(name.into_owned(), slot);
+        }
     }
 
     fn ctl(&mut self, ctl: &Ctl) {

@@ -7,8 +7,8 @@ use super::body::{self, Pair};
 use super::macros::MacroSource;
 use super::ruleset::Rule;
 use super::targets::{Collection, Selector, Target};
+use super::tx::{TxName, TxValue};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 /// The request head as the proxy received it.
 #[derive(Debug, Clone, Default)]
@@ -312,7 +312,7 @@ fn parse_cookies(header: &[u8]) -> Vec<Pair> {
 /// Per-transaction variables the rules write.
 #[derive(Debug, Default)]
 pub struct Vars {
-    pub tx: BTreeMap<String, Vec<u8>>,
+    pub tx: super::tx::TxMap,
     /// MATCHED_VAR after the rule that set it (while a rule runs, the last of
     /// `matched_vars` is MATCHED_VAR).
     pub matched_var: Option<(String, Vec<u8>)>,
@@ -411,10 +411,10 @@ impl<'a> View<'a> {
             Tx => {
                 if let Selector::Key(k) = &target.selector {
                     if let Some((k, v)) = self.vars.tx.get_key_value(k.as_str()) {
-                        if !excluded(k.as_bytes()) {
+                        if !excluded(k.as_str().as_bytes()) {
                             out.push(Item {
                                 collection: c,
-                                key: Cow::Borrowed(k.as_bytes()),
+                                key: Cow::Borrowed(k.as_str().as_bytes()),
                                 value: Cow::Borrowed(v),
                                 cache_id: None,
                             });
@@ -423,7 +423,7 @@ impl<'a> View<'a> {
                     return;
                 }
                 // TX keys are lower-case and sorted: a prefix is a range.
-                let entries: Box<dyn Iterator<Item = (&String, &Vec<u8>)>> = match &target.selector
+                let entries: Box<dyn Iterator<Item = (&TxName, &TxValue)>> = match &target.selector
                 {
                     Selector::Prefix(p, _) => Box::new(
                         self.vars
@@ -432,15 +432,16 @@ impl<'a> View<'a> {
                                 std::ops::Bound::Included(p.as_str()),
                                 std::ops::Bound::Unbounded,
                             ))
-                            .take_while(|(k, _)| k.starts_with(p.as_str())),
+                            .take_while(|(k, _)| k.as_str().starts_with(p.as_str())),
                     ),
                     _ => Box::new(self.vars.tx.iter()),
                 };
                 for (k, v) in entries {
-                    if target.selector.accepts(k.as_bytes()) && !excluded(k.as_bytes()) {
+                    let k = k.as_str().as_bytes();
+                    if target.selector.accepts(k) && !excluded(k) {
                         out.push(Item {
                             collection: c,
-                            key: Cow::Borrowed(k.as_bytes()),
+                            key: Cow::Borrowed(k),
                             value: Cow::Borrowed(v),
                             cache_id: None,
                         });

@@ -1,0 +1,115 @@
+//! TX, the variables a transaction's rules write (`setvar:tx.score=+5`), stored so that
+//! writing one costs no allocation in the common case. CRS writes about fifty per request
+//! (its initialisation, anomaly scores, one per request header in 920450): with a
+//! `String` name and a `Vec` value each, they were the engine's largest source of
+//! allocations. Names written by a literal `setvar` are interned once at load (a name
+//! costs its bytes once per process, whatever the reloads) and values up to 16 bytes
+//! (scores, flags, short names) are kept inline.
+
+use smallvec::SmallVec;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+
+/// A value: bytes, inline when short.
+pub type TxValue = SmallVec<[u8; 16]>;
+
+/// The collection: names (lower-case) in order, so that a prefix is a range.
+pub type TxMap = BTreeMap<TxName, TxValue>;
+
+/// A variable's name: interned when a rule names it literally, owned when a macro built
+/// it (`tx.header_name_920450_%{tx.0}`). Compares as its text.
+#[derive(Debug, Clone)]
+pub enum TxName {
+    Interned(&'static str),
+    Owned(Box<str>),
+}
+
+impl TxName {
+    pub fn as_str(&self) -> &str {
+        match self {
+            TxName::Interned(s) => s,
+            TxName::Owned(s) => s,
+        }
+    }
+}
+
+impl Borrow<str> for TxName {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for TxName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TxName {}
+
+impl PartialOrd for TxName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TxName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+/// The process-wide copy of `name`: rule files name a bounded set of variables, each
+/// kept once however often rule sets are reloaded.
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+/// Sets `name` to `value`, reusing the old value's storage; `interned` is the name's
+/// interned copy when the rule wrote it literally.
+pub fn set(tx: &mut TxMap, name: &str, interned: Option<&'static str>, value: &[u8]) {
+    if let Some(slot) = tx.get_mut(name) {
+        slot.clear();
+        slot.extend_from_slice(value);
+        return;
+    }
+    let key = match interned {
+        Some(s) => TxName::Interned(s),
+        None => TxName::Owned(name.into()),
+    };
+    tx.insert(key, TxValue::from_slice(value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_as_text_and_interning_keeps_one_copy() {
+        let a = intern("inbound_anomaly_score_pl1");
+        let b = intern(&String::from("inbound_anomaly_score_pl1"));
+        assert!(std::ptr::eq(a, b));
+        let mut tx = TxMap::new();
+        set(&mut tx, "b", None, b"2");
+        set(&mut tx, a, Some(a), b"5");
+        set(&mut tx, "inbound_anomaly_score_pl1", None, b"7");
+        assert_eq!(tx.len(), 2);
+        assert_eq!(
+            tx.get("inbound_anomaly_score_pl1").map(|v| v.as_slice()),
+            Some(&b"7"[..])
+        );
+        let names: Vec<&str> = tx.keys().map(TxName::as_str).collect();
+        assert_eq!(names, ["b", "inbound_anomaly_score_pl1"]);
+    }
+}
