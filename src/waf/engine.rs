@@ -380,6 +380,16 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     continue;
                 }
                 Step::Rule(index) => *index,
+                Step::Preset => {
+                    if self.vars.tx.is_empty() {
+                        self.vars.tx.clone_from(&rules.initial_tx);
+                    } else {
+                        for (name, value) in &rules.initial_tx {
+                            self.vars.tx.insert(name.clone(), value.clone());
+                        }
+                    }
+                    continue;
+                }
                 Step::Jump { rule, to } => {
                     if skip_to.is_none() && skip_n == 0 && !self.is_removed(&rules.rules[*rule]) {
                         at = *to;

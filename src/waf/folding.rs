@@ -2,9 +2,11 @@
 //! every request. CRS opens each rule file with tests of a TX variable set once at
 //! initialisation (`SecRule TX:DETECTION_PARANOIA_LEVEL "@lt 2" "...,pass,nolog,
 //! skipAfter:END-..."`): about a hundred of them per request, each a lookup, a
-//! comparison and, when it matches, a recorded match. Here they are answered once: a test
-//! that cannot match leaves the plan, one that always matches becomes a jump to its
-//! marker.
+//! comparison and, when it matches, a recorded match. Here they are answered once: a rule
+//! that cannot match leaves the plan, a test that always matches becomes a jump to its
+//! marker. The initialisation before the first rule that reads the request (CRS's
+//! ~25 `setvar` rules of REQUEST-901, the setup's `SecAction`s) leaves the plan too: the
+//! TX values it leaves are set at once, by one step ([`Step::Preset`]).
 //!
 //! How a test is known to be the same for every request: the rules are walked in the
 //! order they run (phase by phase, file order), tracking which TX variables hold a value
@@ -12,15 +14,17 @@
 //! `setvar`s then give known values. Any other rule that may write a variable (or TX's
 //! capture groups) makes it unknown from there on, and a rule that may skip makes the
 //! variables differing between both paths unknown at its marker. A rule that some
-//! earlier `ctl:ruleRemove*` may remove has uncertain effects. Only `nolog` `pass` tests
-//! with no action of their own are folded; a jump still yields to a runtime removal of
-//! its rule.
+//! earlier `ctl:ruleRemove*` may remove has uncertain effects. Only `nolog` `pass` rules
+//! with no action but `setvar` (initialisation) or `skipAfter` (a jump) are folded when
+//! they match; a jump still yields to a runtime removal of its rule. Folded rules are not
+//! in the transaction's list of matched rules (they are `nolog`: never logged).
 
 use super::actions::{Ctl, Disruptive, SetVarOp};
 use super::macros::MacroSource;
 use super::operators::atoi;
 use super::ruleset::{Rule, Step};
 use super::targets::Collection;
+use super::tx::{intern, TxMap, TxName, TxValue};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -187,9 +191,10 @@ fn is_pure_test(rule: &Rule) -> bool {
         && rule.skip == 0
 }
 
-/// The steps of every phase with the foldable tests answered. `rules` are the compiled
-/// rules (their `tx_key` set).
-pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) {
+/// The steps of every phase with the foldable tests answered; returns the TX values the
+/// folded initialisation leaves (phase 1's first step, [`Step::Preset`], sets them).
+/// `rules` are the compiled rules (their `tx_key` set).
+pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) -> TxMap {
     // A removed target would make a folded test read nothing: rules some
     // `ctl:ruleRemoveTarget*` may reach are left as they are. So are matching tests when
     // a later rule reads MATCHED_VAR(S) as its own input (a match would set it).
@@ -222,12 +227,17 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) {
     let mut known = Known::default();
     let mut removals = Removals::default();
     let mut lost = false;
-    for steps in phases.iter_mut().skip(1) {
+    let mut prefix_open = true;
+    let mut preset = BTreeMap::new();
+    for (phase, steps) in phases.iter_mut().enumerate().skip(1) {
         if lost {
             break;
         }
         let mut pending: Vec<(Arc<str>, Known)> = Vec::new();
-        let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+        let mut out: Vec<Step> = Vec::with_capacity(steps.len() + 1);
+        if phase == 1 {
+            out.push(Step::Preset);
+        }
         // Jumps by marker name, resolved to indices once the phase's steps are known.
         let mut jumps: Vec<(usize, Arc<str>)> = Vec::new();
         for step in steps.iter() {
@@ -241,32 +251,51 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) {
                     continue;
                 }
                 Step::Rule(index) | Step::Jump { rule: index, .. } => *index,
+                Step::Preset => {
+                    out.push(step.clone());
+                    continue;
+                }
             };
             let rule = &rules[index];
             let stable = !removals.cover(rule);
             let answer = if lost { None } else { evaluate(rule, &known) };
-            if let (Some(hit), true) = (answer, is_pure_test(rule) && !target_removals.cover(rule))
-            {
-                if let (true, Some(marker)) = (hit, &rule.skip_after) {
-                    // Both paths stay possible for the walk (a runtime removal keeps the
-                    // rule from jumping).
-                    pending.push((marker.clone(), known.clone()));
-                }
-                match (hit, &rule.skip_after) {
-                    (false, _) => continue,
-                    (true, Some(marker)) if !reads_matched => {
-                        jumps.push((out.len(), marker.clone()));
-                        out.push(Step::Jump {
-                            rule: index,
-                            to: usize::MAX,
-                        });
-                        continue;
-                    }
-                    _ => {}
-                }
-                out.push(step.clone());
+            if answer == Some(false) && !reads_matched && !target_removals.cover(rule) {
+                // Never matches: none of its actions can happen.
                 continue;
             }
+            if let (true, Some(hit)) = (prefix_open, answer) {
+                // Initialisation: a rule whose writes are all known leaves the plan; the
+                // values it leaves are set at once by the phase's first step.
+                if sets_only(rule) && stable && !reads_matched {
+                    let mut after = known.clone();
+                    if hit {
+                        apply_setvars(rule, &mut after);
+                    }
+                    if after.unknown.is_empty() && after.unknown_prefixes.is_empty() {
+                        known = after;
+                        continue;
+                    }
+                }
+            }
+            let always = answer == Some(true) && is_pure_test(rule);
+            if let (true, Some(marker)) = (always && !target_removals.cover(rule), &rule.skip_after)
+            {
+                close_prefix(&mut prefix_open, &mut preset, &known);
+                // Both paths stay possible for the walk (a runtime removal keeps the rule
+                // from jumping).
+                pending.push((marker.clone(), known.clone()));
+                if !reads_matched {
+                    jumps.push((out.len(), marker.clone()));
+                    out.push(Step::Jump {
+                        rule: index,
+                        to: usize::MAX,
+                    });
+                } else {
+                    out.push(step.clone());
+                }
+                continue;
+            }
+            close_prefix(&mut prefix_open, &mut preset, &known);
             out.push(step.clone());
             lost |= rule.skip > 0 || matches!(rule.disruptive, Disruptive::Allow { .. });
             match (answer, stable) {
@@ -285,6 +314,7 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) {
                 pending.push((marker.clone(), known.clone()));
             }
         }
+        close_prefix(&mut prefix_open, &mut preset, &known);
         // Skips whose marker never came end the phase.
         for (_, other) in &pending {
             known.join(other);
@@ -300,6 +330,26 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) {
         }
         *steps = out;
     }
+    preset
+        .into_iter()
+        .map(|(name, value)| (TxName::Interned(intern(&name)), TxValue::from_vec(value)))
+        .collect()
+}
+
+/// The initialisation prefix ends here: TX as it leaves it is the preset.
+fn close_prefix(open: &mut bool, preset: &mut BTreeMap<String, Vec<u8>>, known: &Known) {
+    if std::mem::take(open) {
+        preset.clone_from(&known.values);
+    }
+}
+
+/// An initialisation rule: it only writes TX (`setvar`), and answers to nothing else.
+fn sets_only(rule: &Rule) -> bool {
+    rule.links.iter().all(|l| l.ctls.is_empty() && !l.capture)
+        && !rule.log
+        && rule.disruptive == Disruptive::Pass
+        && rule.skip == 0
+        && rule.skip_after.is_none()
 }
 
 /// A rule known to match: its `setvar`s, with values expanded from what is known.
@@ -431,10 +481,11 @@ SecMarker END-A
 SecRule ARGS "@contains x" "id:30,phase:1,pass"
 "#,
         );
+        assert_eq!(step_of(&set, 1), "gone");
         assert_eq!(step_of(&set, 11), "gone");
         assert_eq!(step_of(&set, 12), "jump");
         assert_eq!(step_of(&set, 20), "rule");
-        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), vec![1, 30]);
+        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), vec![30]);
     }
 
     #[test]
@@ -449,8 +500,8 @@ SecMarker END-A
 "#,
         );
         assert_eq!(step_of(&set, 12), "rule");
-        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), vec![1, 2, 20]);
-        assert_eq!(fired(&set, "/?a=x", "198.51.100.9"), vec![1, 12]);
+        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), vec![2, 20]);
+        assert_eq!(fired(&set, "/?a=x", "198.51.100.9"), vec![12]);
     }
 
     #[test]
@@ -467,8 +518,8 @@ SecMarker END-A
 "#,
         );
         assert_eq!(step_of(&set, 12), "rule");
-        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), vec![1, 3, 20]);
-        assert_eq!(fired(&set, "/?hi=1&a=x", "192.0.2.1"), vec![1, 2, 12]);
+        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), vec![3, 20]);
+        assert_eq!(fired(&set, "/?hi=1&a=x", "192.0.2.1"), vec![2, 12]);
     }
 
     #[test]
@@ -483,8 +534,8 @@ SecMarker END-A
 "#,
         );
         assert_eq!(step_of(&set, 12), "jump");
-        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), vec![1]);
-        assert_eq!(fired(&set, "/?off=1&a=x", "192.0.2.1"), vec![1, 2, 20]);
+        assert_eq!(fired(&set, "/?a=x", "192.0.2.1"), Vec::<u32>::new());
+        assert_eq!(fired(&set, "/?off=1&a=x", "192.0.2.1"), vec![2, 20]);
     }
 
     #[test]
@@ -499,6 +550,39 @@ SecMarker END-A
 "#,
         );
         assert_eq!(step_of(&set, 12), "rule");
-        assert_eq!(fired(&set, "/?off=1&a=x", "192.0.2.1"), vec![1, 2, 20]);
+        assert_eq!(fired(&set, "/?off=1&a=x", "192.0.2.1"), vec![2, 20]);
+    }
+
+    #[test]
+    fn initialisation_leaves_the_plan_and_its_values_are_preset() {
+        let set = load(
+            r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.critical=5,setvar:tx.pl=1"
+SecRule &TX:critical "@eq 0" "id:6,phase:1,deny,status:500,log,msg:'not configured'"
+SecRule &TX:pl "@eq 0" "id:2,phase:1,pass,nolog,setvar:tx.pl=4"
+SecRule TX:pl "@eq 1" "id:3,phase:1,pass,nolog,setvar:'tx.score_pl%{tx.pl}=%{tx.critical}'"
+SecRule ARGS "@contains x" "id:4,phase:1,pass,nolog,setvar:tx.seen=1"
+SecAction "id:5,phase:1,pass,nolog,setvar:tx.late=1"
+"#,
+        );
+        // 1-3 and 6 (which cannot match) answered at load; 4 reads the request, so 5
+        // (after it) stays a rule.
+        assert_eq!(
+            [1, 6, 2, 3, 4, 5].map(|id| step_of(&set, id)),
+            ["gone", "gone", "gone", "gone", "rule", "rule"]
+        );
+        let names: Vec<&str> = set.initial_tx.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["critical", "pl", "score_pl1"]);
+        let head = RequestHead {
+            method: "GET".into(),
+            uri: b"/?a=x".to_vec(),
+            protocol: "HTTP/1.1".into(),
+            ..Default::default()
+        };
+        let mut tx = Transaction::new(&set, head);
+        tx.process_request_headers();
+        assert_eq!(tx.tx_var("score_pl1"), Some(&b"5"[..]));
+        assert_eq!(tx.tx_var("seen"), Some(&b"1"[..]));
+        assert_eq!(tx.tx_var("late"), Some(&b"1"[..]));
     }
 }

@@ -105,6 +105,9 @@ pub enum Step {
         rule: usize,
         to: usize,
     },
+    /// Phase 1's first step: TX gets the values the folded initialisation rules leave
+    /// ([`RuleSet::initial_tx`]).
+    Preset,
 }
 
 /// What `SecDefaultAction` set for a phase.
@@ -186,6 +189,8 @@ pub struct RuleSet {
     pub collection_unions: u32,
     pub settings: EngineSettings,
     pub report: LoadReport,
+    /// TX after the initialisation rules folded at load ([`super::folding`]).
+    pub initial_tx: super::tx::TxMap,
 }
 
 impl RuleSet {
@@ -576,7 +581,7 @@ impl Builder {
                     }
                 }
                 // Made by folding, after this.
-                Step::Jump { .. } => {}
+                Step::Jump { .. } | Step::Preset => {}
             }
         }
         let mut entries = Vec::new();
@@ -638,8 +643,9 @@ impl Builder {
             }
         }
         let prefilters = Prefilters::build(self.chain_list.len(), &entries);
-        super::folding::fold(&self.rules, &mut phases);
+        let initial_tx = super::folding::fold(&self.rules, &mut phases);
         RuleSet {
+            initial_tx,
             rules: self.rules,
             prefilters,
             chain_unions: chain_unions.len() as u32,
