@@ -11,7 +11,7 @@
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
 use super::prefilter::{self, Prefilters};
-use super::ruleset::{Link, Quick, Rule, RuleSet, Step, UnionIds};
+use super::ruleset::{Gate, Link, Quick, Rule, RuleSet, Step, UnionIds};
 use super::targets::Target;
 use super::targets::{Collection, Selector};
 use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
@@ -369,6 +369,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         let mut skip_to: Option<&str> = None;
         let mut skip_n = 0;
         let steps = &rules.phases[usize::from(phase)];
+        let has_xml = self.data.xml_text.is_some() || !self.data.xml_attributes.is_empty();
         let mut at = 0;
         while let Some(step) = steps.get(at) {
             at += 1;
@@ -405,6 +406,11 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             if skip_n > 0 {
                 skip_n -= 1;
                 continue;
+            }
+            if let Some(gate) = &rules.gates[index] {
+                if self.unions.gate_closed(&rules, gate, has_xml) {
+                    continue;
+                }
             }
             let rule = &rules.rules[index];
             if self.is_removed(rule) || !self.eval_rule(rule) {
@@ -800,14 +806,14 @@ impl Unions {
         if self.classes[own] == 0 {
             self.classes[own] = collection_classes(cache, view, collection);
         }
-        let classes = self.classes[own];
-        let index = if classes != NOT_DATA && classes & link.changes_beyond_case == 0 {
-            rules.chain_unions as usize + own
-        } else if link.multi_match {
-            // Its stages are not all in the chain's union.
+        let Some(index) = union_index(
+            self.classes[own],
+            ids,
+            link.changes_beyond_case,
+            link.multi_match,
+            rules,
+        ) else {
             return true;
-        } else {
-            ids.chain as usize
         };
         if self.by_id[index] == UNION_UNKNOWN {
             self.by_id[index] = collection_hits(
@@ -822,6 +828,61 @@ impl Unions {
         }
         let at = self.by_id[index];
         at == UNION_NONE || prefilter::has(&self.hits[at as usize..], slot)
+    }
+}
+
+impl Unions {
+    /// True when what is already known of the collections proves that the first link
+    /// of the rule behind `gate` cannot match (an unknown union: false, the link will
+    /// compute it).
+    fn gate_closed(&self, rules: &RuleSet, gate: &Gate, has_xml: bool) -> bool {
+        let (start, len) = gate.quick;
+        rules.gate_quicks[start as usize..(start + len) as usize]
+            .iter()
+            .all(|q| match q {
+                Quick::Xml => !has_xml,
+                Quick::Count | Quick::Selected => false,
+                Quick::Union(ids, _) => {
+                    let classes = self.classes[ids.own as usize];
+                    let index = (classes != 0)
+                        .then(|| {
+                            union_index(
+                                classes,
+                                *ids,
+                                gate.changes_beyond_case,
+                                gate.multi_match,
+                                rules,
+                            )
+                        })
+                        .flatten();
+                    index.is_some_and(|i| {
+                        let at = self.by_id[i];
+                        at != UNION_UNKNOWN
+                            && at != UNION_NONE
+                            && !prefilter::has(&self.hits[at as usize..], gate.slot)
+                    })
+                }
+            })
+    }
+}
+
+/// Which union answers for a collection with byte classes `classes` read through a
+/// chain: the values' own hits when the chain changes at most letter case, else the
+/// chain's; None under `multiMatch` when the chain does more (its stages are not all in
+/// the chain's union).
+fn union_index(
+    classes: u32,
+    ids: UnionIds,
+    changes_beyond_case: u32,
+    multi_match: bool,
+    rules: &RuleSet,
+) -> Option<usize> {
+    if classes != NOT_DATA && classes & changes_beyond_case == 0 {
+        Some(rules.chain_unions as usize + ids.own as usize)
+    } else if multi_match {
+        None
+    } else {
+        Some(ids.chain as usize)
     }
 }
 

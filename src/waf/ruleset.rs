@@ -46,6 +46,19 @@ pub struct Link {
     pub quick: SmallVec<[Quick; 8]>,
 }
 
+/// What proves, without reading the rule, that its first link cannot match: the link's
+/// prefilter slot and per-target summaries, copied into [`RuleSet::gates`] so that
+/// skipping one of CRS's ~120 quiet prefiltered rules reads a few bytes kept together,
+/// not the rule and its link.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    pub slot: u32,
+    pub changes_beyond_case: u32,
+    pub multi_match: bool,
+    /// The link's [`Link::quick`], as a range of [`RuleSet::gate_quicks`].
+    pub quick: (u32, u32),
+}
+
 /// One target's part of [`Link::quick`].
 #[derive(Debug, Clone, Copy)]
 pub enum Quick {
@@ -191,6 +204,9 @@ pub struct RuleSet {
     pub report: LoadReport,
     /// TX after the initialisation rules folded at load ([`super::folding`]).
     pub initial_tx: super::tx::TxMap,
+    /// Per rule (by index), its first link's [`Gate`] when it has a prefilter.
+    pub gates: Vec<Option<Gate>>,
+    pub gate_quicks: Vec<Quick>,
 }
 
 impl RuleSet {
@@ -643,9 +659,28 @@ impl Builder {
             }
         }
         let prefilters = Prefilters::build(self.chain_list.len(), &entries);
+        let mut gate_quicks = Vec::new();
+        let gates = self
+            .rules
+            .iter()
+            .map(|rule| {
+                let link = rule.links.first()?;
+                let slot = link.prefilter_slot?;
+                let start = gate_quicks.len() as u32;
+                gate_quicks.extend(link.quick.iter().copied());
+                Some(Gate {
+                    slot,
+                    changes_beyond_case: link.changes_beyond_case,
+                    multi_match: link.multi_match,
+                    quick: (start, link.quick.len() as u32),
+                })
+            })
+            .collect();
         let initial_tx = super::folding::fold(&self.rules, &mut phases);
         RuleSet {
             initial_tx,
+            gates,
+            gate_quicks,
             rules: self.rules,
             prefilters,
             chain_unions: chain_unions.len() as u32,

@@ -187,3 +187,18 @@ SecRule ARGS "@rx evil" "id:2,phase:2,pass,t:none,t:lowercase,multiMatch"
     assert_eq!(run(cased, "/?q=EVIL", &[]).0, vec![2]);
     assert!(run(cased, "/?q=GOOD", &[]).0.is_empty());
 }
+
+#[test]
+fn a_rule_skipped_from_what_earlier_rules_learned_still_fires_on_its_literals() {
+    // Rule 1 computes the union of ARGS's hits; rules 2 and 3 are then answered from it
+    // without being read (their gates), unless their literals are there.
+    let rules = r#"
+SecRule ARGS "@rx select\s+\d" "id:1,phase:1,pass,t:lowercase"
+SecRule ARGS|REQUEST_HEADERS "@rx union\s+all" "id:2,phase:1,pass,t:lowercase"
+SecRule ARGS|XML:/* "@pm sleep benchmark" "id:3,phase:1,pass,t:lowercase"
+"#;
+    assert_eq!(run(rules, "/?a=SELECT+1&b=x", &[]).0, vec![1]);
+    assert_eq!(run(rules, "/?a=select+1&b=UNION+ALL", &[]).0, vec![1, 2]);
+    assert_eq!(run(rules, "/?a=x", &[("x-q", "union all")]).0, vec![2]);
+    assert_eq!(run(rules, "/?a=x&b=Benchmark", &[]).0, vec![3]);
+}
