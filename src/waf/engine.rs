@@ -661,10 +661,15 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             vars: &self.vars,
             rule: Some(rule),
         };
+        // A name built by a macro (920450's `tx.header_name_920450_%{tx.0}`, once per
+        // request header) is expanded into a buffer on the stack.
+        let mut built: SmallVec<[u8; 64]> = SmallVec::new();
         let name = if sv.name.is_literal() {
-            std::borrow::Cow::Borrowed(sv.name.raw())
+            Cow::Borrowed(sv.name.raw())
         } else {
-            std::borrow::Cow::Owned(sv.name.expand_string(&view).to_ascii_lowercase())
+            sv.name.expand_into(&view, &mut built);
+            built.make_ascii_lowercase();
+            String::from_utf8_lossy(&built)
         };
         match &sv.op {
             SetVarOp::Delete => {
@@ -672,7 +677,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             }
             SetVarOp::Set(m) => {
                 // Copied out (inline when short): the value may come from TX itself.
-                let value: SmallVec<[u8; 32]> = SmallVec::from_slice(&m.expand(&view));
+                let mut value: SmallVec<[u8; 32]> = SmallVec::new();
+                m.expand_into(&view, &mut value);
                 tx::set(&mut self.vars.tx, &name, sv.interned, &value);
             }
             SetVarOp::Add(m) | SetVarOp::Sub(m) => {

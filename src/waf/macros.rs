@@ -92,26 +92,43 @@ impl Macro {
                 .unwrap_or(Cow::Borrowed(b""));
         }
         let mut out = Vec::with_capacity(self.text.len());
-        for part in parts {
-            match part {
-                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
-                Part::Var { collection, key } => {
-                    if let Some(v) = source.lookup(*collection, key.as_deref()) {
-                        out.extend_from_slice(&v);
-                    }
-                }
-                Part::Rule(field) => {
-                    if let Some(v) = source.rule_field(field) {
-                        out.extend_from_slice(v.as_bytes());
-                    }
-                }
-            }
-        }
+        each_piece(parts, source, |piece| out.extend_from_slice(piece));
         Cow::Owned(out)
+    }
+
+    /// Appends the expansion to `out` (no allocation while it fits).
+    pub fn expand_into<A: smallvec::Array<Item = u8>>(
+        &self,
+        source: &dyn MacroSource,
+        out: &mut smallvec::SmallVec<A>,
+    ) {
+        match &self.parts {
+            Some(parts) => each_piece(parts, source, |piece| out.extend_from_slice(piece)),
+            None => out.extend_from_slice(self.text.as_bytes()),
+        }
     }
 
     pub fn expand_string(&self, source: &dyn MacroSource) -> String {
         String::from_utf8_lossy(&self.expand(source)).into_owned()
+    }
+}
+
+/// The expansion of `parts`, piece by piece.
+fn each_piece(parts: &[Part], source: &dyn MacroSource, mut piece: impl FnMut(&[u8])) {
+    for part in parts {
+        match part {
+            Part::Literal(s) => piece(s.as_bytes()),
+            Part::Var { collection, key } => {
+                if let Some(v) = source.lookup(*collection, key.as_deref()) {
+                    piece(&v);
+                }
+            }
+            Part::Rule(field) => {
+                if let Some(v) = source.rule_field(field) {
+                    piece(v.as_bytes());
+                }
+            }
+        }
     }
 }
 
