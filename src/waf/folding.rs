@@ -212,16 +212,22 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) -> TxMap {
                 }
             }
         }
+        let matched = |c: Collection| {
+            matches!(
+                c,
+                Collection::MatchedVar
+                    | Collection::MatchedVarName
+                    | Collection::MatchedVars
+                    | Collection::MatchedVarsNames
+            )
+        };
+        // (Its operator's argument is expanded before its own matches too.)
         reads_matched |= rule.links.first().is_some_and(|l| {
-            l.targets.iter().any(|t| {
-                matches!(
-                    t.collection,
-                    Collection::MatchedVar
-                        | Collection::MatchedVarName
-                        | Collection::MatchedVars
-                        | Collection::MatchedVarsNames
-                )
-            })
+            l.targets.iter().any(|t| matched(t.collection))
+                || l.operator
+                    .as_ref()
+                    .and_then(|o| o.argument())
+                    .is_some_and(|m| m.reads(matched))
         });
     }
     let mut known = Known::default();
@@ -584,5 +590,20 @@ SecAction "id:5,phase:1,pass,nolog,setvar:tx.late=1"
         assert_eq!(tx.tx_var("score_pl1"), Some(&b"5"[..]));
         assert_eq!(tx.tx_var("seen"), Some(&b"1"[..]));
         assert_eq!(tx.tx_var("late"), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn a_rule_reading_matched_var_before_its_own_match_keeps_matches_where_they_were() {
+        let set = load(
+            r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule TX:PL "@lt 2" "id:12,phase:1,pass,nolog,skipAfter:END-A"
+SecMarker END-A
+SecRule ARGS:a "@streq %{MATCHED_VAR}" "id:30,phase:1,pass"
+"#,
+        );
+        // Rule 12's match leaves MATCHED_VAR = "1" for rule 30's argument.
+        assert_eq!([1, 12].map(|id| step_of(&set, id)), ["rule", "rule"]);
+        assert_eq!(fired(&set, "/?a=1", "192.0.2.1"), vec![1, 12, 30]);
     }
 }

@@ -71,6 +71,14 @@ impl Macro {
         })
     }
 
+    /// Whether expanding reads a variable of a collection `wanted` accepts.
+    pub fn reads(&self, wanted: impl Fn(Collection) -> bool) -> bool {
+        self.parts.iter().flatten().any(|p| match p {
+            Part::Var { collection, .. } => wanted(*collection),
+            _ => false,
+        })
+    }
+
     pub fn is_literal(&self) -> bool {
         self.parts.is_none()
     }

@@ -40,6 +40,26 @@ pub enum Operator {
     NoMatch,
 }
 
+impl Operator {
+    /// The argument, when it may hold macros (`@streq %{tx.x}`).
+    pub fn argument(&self) -> Option<&Macro> {
+        match self {
+            Operator::StrEq(m)
+            | Operator::Contains(m)
+            | Operator::ContainsWord(m)
+            | Operator::BeginsWith(m)
+            | Operator::EndsWith(m)
+            | Operator::Within(m)
+            | Operator::Eq(m)
+            | Operator::Ge(m)
+            | Operator::Gt(m)
+            | Operator::Le(m)
+            | Operator::Lt(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
 /// What a match leaves behind for `capture` (TX.0 .. TX.9).
 pub type Captures = Vec<Vec<u8>>;
 
