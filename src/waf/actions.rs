@@ -28,6 +28,17 @@ pub enum SetVarOp {
     Delete,
 }
 
+impl SetVarOp {
+    /// `=+n` / `=-n` on a variable holding `current` (0 when unset): saturating, as the
+    /// operand may come from the request through a macro.
+    pub fn combine(&self, current: i64, operand: i64) -> i64 {
+        match self {
+            SetVarOp::Sub(_) => current.saturating_sub(operand),
+            _ => current.saturating_add(operand),
+        }
+    }
+}
+
 /// `setvar:tx.name=value` (only the TX collection is kept per transaction).
 #[derive(Debug, Clone)]
 pub struct SetVar {
@@ -367,6 +378,16 @@ fn parse_ctl(s: &str) -> Result<Ctl, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setvar_arithmetic_saturates_instead_of_overflowing() {
+        let add = parse_setvar("tx.score=+%{request_headers.x-n}").expect("parses");
+        let sub = parse_setvar("tx.score=-5").expect("parses");
+        assert_eq!(add.op.combine(3, 4), 7);
+        assert_eq!(add.op.combine(i64::MAX, 1), i64::MAX);
+        assert_eq!(sub.op.combine(3, 5), -2);
+        assert_eq!(sub.op.combine(i64::MIN, 1), i64::MIN);
+    }
 
     #[test]
     fn parses_a_crs_action_list() {

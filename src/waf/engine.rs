@@ -683,11 +683,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             }
             SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                 let delta = atoi(&m.expand(&view));
-                let current = self.vars.tx.get(name.as_ref()).map(|v| atoi(v));
-                let result = match sv.op {
-                    SetVarOp::Add(_) => current.unwrap_or(0) + delta,
-                    _ => current.unwrap_or(0) - delta,
-                };
+                let current = self.vars.tx.get(name.as_ref()).map_or(0, |v| atoi(v));
+                let result = sv.op.combine(current, delta);
                 let mut digits = itoa::Buffer::new();
                 let digits = digits.format(result).as_bytes();
                 tx::set(&mut self.vars.tx, &name, sv.interned, digits);

@@ -379,13 +379,7 @@ fn apply_setvars(rule: &Rule, known: &mut Known) {
                         Value::Unset => Some(0),
                         Value::Set(v) => Some(atoi(v)),
                     };
-                    current.map(|c| {
-                        let n = match sv.op {
-                            SetVarOp::Add(_) => c + delta,
-                            _ => c - delta,
-                        };
-                        Some(n.to_string().into_bytes())
-                    })
+                    current.map(|c| Some(sv.op.combine(c, delta).to_string().into_bytes()))
                 }
             };
             (name, result, source.unknown.get())
