@@ -181,14 +181,18 @@ fn evaluate(rule: &Rule, known: &Known) -> Option<bool> {
     (!source.unknown.get()).then_some(hit)
 }
 
-/// A test that only answers: no action but `skipAfter` once it matches.
-fn is_pure_test(rule: &Rule) -> bool {
-    rule.links
-        .iter()
-        .all(|l| l.setvars.is_empty() && l.ctls.is_empty() && !l.capture)
+/// A rule whose match nobody sees but through TX and skips: `nolog`, `pass`, no `ctl`,
+/// no `capture`, no `skip:n`.
+fn unseen(rule: &Rule) -> bool {
+    rule.links.iter().all(|l| l.ctls.is_empty() && !l.capture)
         && !rule.log
         && rule.disruptive == Disruptive::Pass
         && rule.skip == 0
+}
+
+/// A test that only answers: no action but `skipAfter` once it matches.
+fn is_pure_test(rule: &Rule) -> bool {
+    unseen(rule) && rule.links.iter().all(|l| l.setvars.is_empty())
 }
 
 /// The steps of every phase with the foldable tests answered; returns the TX values the
@@ -351,11 +355,7 @@ fn close_prefix(open: &mut bool, preset: &mut BTreeMap<String, Vec<u8>>, known: 
 
 /// An initialisation rule: it only writes TX (`setvar`), and answers to nothing else.
 fn sets_only(rule: &Rule) -> bool {
-    rule.links.iter().all(|l| l.ctls.is_empty() && !l.capture)
-        && !rule.log
-        && rule.disruptive == Disruptive::Pass
-        && rule.skip == 0
-        && rule.skip_after.is_none()
+    unseen(rule) && rule.skip_after.is_none()
 }
 
 /// A rule known to match: its `setvar`s, with values expanded from what is known.
