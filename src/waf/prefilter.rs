@@ -162,8 +162,13 @@ impl Prefilters {
         let mut slots_of: std::collections::BTreeMap<Vec<u8>, Vec<u32>> = Default::default();
         for (slot, (chain, literals)) in entries.iter().enumerate() {
             with_slots[*chain as usize] = true;
+            // Lower-cased (phrase lists keep their case): the scan ignores ASCII case, and
+            // a one-byte literal is found by its byte in either case.
             for lit in minimal(literals) {
-                slots_of.entry(lit).or_default().push(slot as u32);
+                slots_of
+                    .entry(lit.to_ascii_lowercase())
+                    .or_default()
+                    .push(slot as u32);
             }
         }
         let mut pats = Vec::with_capacity(slots_of.len());
@@ -185,7 +190,6 @@ impl Prefilters {
             }
             let run = (start, slot_bits.len() as u32 - start);
             if let [b] = lit.as_slice() {
-                // Literals are lower-case; the scan ignores ASCII case.
                 for b in [*b, b.to_ascii_uppercase()] {
                     byte_slots[usize::from(b)] = run;
                     byte_mask[usize::from(b >> 6)] |= 1 << (b & 63);
@@ -273,9 +277,7 @@ impl Prefilters {
         }
         start as u32
     }
-}
 
-impl Prefilters {
     fn set_slots(&self, hits: &mut [u64], (start, len): (u32, u32)) {
         for (word, bits) in &self.slot_bits[start as usize..(start + len) as usize] {
             hits[*word as usize] |= bits;
@@ -387,5 +389,11 @@ mod tests {
         let p = Prefilters::build(1, &[(0, vec![b"<".to_vec()]), (0, vec![b"'".to_vec()])]);
         let hits = p.scan(0, b"a<b").expect("chain has a prefilter");
         assert!(has(&hits, 0) && !has(&hits, 1));
+        // Phrase lists keep their case: `E` and `e` are one literal, found either way.
+        let p = Prefilters::build(1, &[(0, vec![b"E".to_vec()]), (0, vec![b"e".to_vec()])]);
+        for value in [&b"e"[..], b"E"] {
+            let hits = p.scan(0, value).expect("chain has a prefilter");
+            assert!(has(&hits, 0) && has(&hits, 1));
+        }
     }
 }
