@@ -539,14 +539,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             // CRS's bookkeeping tests: one TX variable, no transformation.
             let value = self.vars.tx.get(&**key).map(|v| v.as_slice());
             let count = link.targets.first().is_some_and(|t| t.count);
-            let mut digits = itoa::Buffer::new();
-            let (subject, capture) = if count {
-                let n = digits.format(u8::from(value.is_some())).as_bytes();
-                (Some(n), link.capture)
-            } else {
-                (value, link.capture && !link.negated)
-            };
-            let Some(subject) = subject else {
+            let capture = link.capture && (count || !link.negated);
+            let Some(subject) = tx::lone_subject(value, count) else {
                 return;
             };
             let hit = operator.matches(subject, &view, capture);

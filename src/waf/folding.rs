@@ -24,7 +24,7 @@ use super::macros::MacroSource;
 use super::operators::atoi;
 use super::ruleset::{Rule, Step};
 use super::targets::Collection;
-use super::tx::{intern, TxMap, TxName, TxValue};
+use super::tx::{intern, lone_subject, TxMap, TxName, TxValue};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -160,17 +160,8 @@ fn evaluate(rule: &Rule, known: &Known) -> Option<bool> {
         Value::Unset => None,
         Value::Set(v) => Some(v),
     };
-    // As the engine reads it: a count is "1" or "0"; an unset variable yields nothing.
-    let subject: &[u8] = match (count, value) {
-        (true, v) => {
-            if v.is_some() {
-                b"1"
-            } else {
-                b"0"
-            }
-        }
-        (false, Some(v)) => v,
-        (false, None) => return Some(false),
+    let Some(subject) = lone_subject(value, count) else {
+        return Some(false);
     };
     let source = KnownSource {
         known,

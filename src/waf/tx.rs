@@ -91,6 +91,17 @@ pub fn set(tx: &mut TxMap, name: &str, interned: Option<&'static str>, value: &[
     tx.insert(key, TxValue::from_slice(value));
 }
 
+/// What a lone `TX:name` target ([`super::ruleset::Link::tx_key`]) gives its operator:
+/// the variable's value, or with `&` its count ("1" or "0"); an unset variable gives
+/// nothing (the link cannot match).
+pub fn lone_subject(value: Option<&[u8]>, count: bool) -> Option<&[u8]> {
+    match (count, value) {
+        (true, Some(_)) => Some(b"1"),
+        (true, None) => Some(b"0"),
+        (false, value) => value,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
