@@ -1213,6 +1213,32 @@ impl<'a> State<'a> {
 
 /// The libinjection fingerprint when `input` is SQL injection (as `libinjection_sqli`).
 pub fn detect(input: &[u8]) -> Option<String> {
+    if one_word_or_number(input) {
+        return None;
+    }
+    detect_by_tokens(input)
+}
+
+/// A value the tokenizer reads as exactly one token: a word (a letter or `_`, then
+/// letters, digits or `_`: no delimiter, no `.` or backquote to split at, no quote after
+/// the `x`/`b`/`e`/`n`/`q`/`u` prefixes) or digits alone (one number). A one-token
+/// fingerprint is the token's type: the keyword table's type of the word, bareword, or
+/// number; none of them is SQL injection, which
+/// `a_single_word_or_number_is_never_sqli_whatever_its_type` checks for every type such
+/// a word can have (every keyword of the table spelt this way). Most request values
+/// (`shoes`, `price_asc`, `42`, cookie names) are answered here without the tokenizer.
+fn one_word_or_number(input: &[u8]) -> bool {
+    match input.split_first() {
+        Some((first, rest)) if first.is_ascii_alphabetic() || *first == b'_' => {
+            rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        }
+        Some((first, rest)) if first.is_ascii_digit() => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// [`detect`] without the one-token shortcut: the reference's passes.
+fn detect_by_tokens(input: &[u8]) -> Option<String> {
     if input.is_empty() {
         return None;
     }
@@ -1250,6 +1276,61 @@ pub fn detect(input: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_word_or_number_is_never_sqli_whatever_its_type() {
+        // Every type a one-token value can have: each keyword spelt as one word (in both
+        // cases), a bareword, a word too long to be looked up, numbers.
+        let mut inputs: Vec<Vec<u8>> = SQL_KEYWORDS
+            .iter()
+            .map(|k| k.word.as_bytes().to_vec())
+            .filter(|w| one_word_or_number(w))
+            .flat_map(|w| [w.to_ascii_lowercase(), w])
+            .collect();
+        assert!(inputs.len() > 1000, "the table's words: {}", inputs.len());
+        inputs.extend(
+            [
+                &b"price_asc"[..],
+                b"_ga",
+                b"x",
+                b"N",
+                b"a1",
+                b"42",
+                b"0",
+                b"007",
+            ]
+            .iter()
+            .map(|w| w.to_vec()),
+        );
+        inputs.push(vec![b'a'; 40]);
+        inputs.push(vec![b'9'; 40]);
+        for input in &inputs {
+            assert!(one_word_or_number(input));
+            assert_eq!(
+                detect_by_tokens(input),
+                None,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // Outside the class: split words, quotes, operators are left to the tokenizer.
+        for input in [
+            &b"1union"[..],
+            b"a.b",
+            b"x'1'",
+            b"1 or 1",
+            b"-1",
+            b"1e1",
+            b"",
+        ] {
+            assert!(
+                !one_word_or_number(input),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        assert!(detect(b"1 union select 1").is_some());
+    }
 
     #[test]
     fn the_keyword_table_is_sorted_for_binary_search() {
