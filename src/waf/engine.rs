@@ -54,14 +54,24 @@ enum Scope {
 struct Slot {
     /// None: not computed yet; Some(None): the chain leaves the value unchanged.
     value: Option<Option<Arc<[u8]>>>,
-    /// Where the hits of the transformed value start in [`Cache::hits`]; None until
-    /// scanned.
-    hits: Option<u32>,
+    /// Which of the value's [`Forms`] the transformed value is; None until scanned.
+    form: Option<u32>,
 }
 
-/// The distinct forms of one value that were scanned: start and length in
-/// [`Cache::form_bytes`], and where their hits are.
-type Forms = SmallVec<[(u32, u32, u32); 2]>;
+/// One distinct form of a value that was scanned.
+#[derive(Clone, Copy)]
+struct Form {
+    /// Start and length in [`Cache::form_bytes`].
+    start: u32,
+    len: u32,
+    /// Where its hits start in [`Cache::hits`].
+    hits: u32,
+    /// Whether the hits include the automaton's (else only the one-byte literals').
+    full: bool,
+}
+
+/// The distinct forms of one value that were scanned.
+type Forms = SmallVec<[Form; 2]>;
 
 /// Per-transaction memo of transformed values and prefilter scans, by arena id and chain
 /// id: a value is transformed and scanned once per chain, however many rules read it.
@@ -69,8 +79,8 @@ type Forms = SmallVec<[(u32, u32, u32); 2]>;
 /// which, and those chains cost neither a transformation nor a lookup.
 struct Cache {
     by_id: Vec<SmallVec<[(u32, Slot); 4]>>,
-    /// Per value: its byte classes (0: not known yet) and where the hits of its own
-    /// bytes start in `hits` (`NOT_SCANNED` until scanned).
+    /// Per value: its byte classes (0: not known yet) and which of its [`Forms`] its own
+    /// bytes are (`NOT_SCANNED` until scanned).
     values: Vec<(u32, u32)>,
     /// Every scan's hits, back to back.
     hits: Vec<u64>,
@@ -106,8 +116,15 @@ impl Cache {
 
     /// Where the prefilter hits of `item`'s value under `link`'s chain start in
     /// [`Cache::hits`]; None when the value is not request data or the chain has no
-    /// prefilter.
-    fn hits(&mut self, item: &Item, link: &Link, prefilters: &Prefilters) -> Option<u32> {
+    /// prefilter. `full`: the automaton's hits are wanted too, not only the one-byte
+    /// literals'.
+    fn hits(
+        &mut self,
+        item: &Item,
+        link: &Link,
+        prefilters: &Prefilters,
+        full: bool,
+    ) -> Option<u32> {
         let id = item.cache_id?;
         let chain = link.transform_chain;
         if !prefilters.covers(chain) {
@@ -115,7 +132,7 @@ impl Cache {
         }
         if self.classes(id, &item.value) & link.changes_beyond_case == 0 {
             // The chain changes at most the case of letters: the value's own hits.
-            return Some(self.own_hits(id, &item.value, prefilters));
+            return Some(self.own_hits(id, &item.value, prefilters, full));
         }
         let Cache {
             by_id,
@@ -125,36 +142,52 @@ impl Cache {
             ..
         } = self;
         let slot = slot_in(by_id, id, chain);
-        if let Some(known) = slot.hits {
-            return Some(known);
-        }
-        let transformed = slot
-            .value
-            .get_or_insert_with(|| apply_chain(&item.value, link))
-            .clone();
-        let value: &[u8] = transformed.as_deref().unwrap_or(&item.value);
-        let at = scan_form(forms, form_bytes, hits, id, value, prefilters);
-        slot.hits = Some(at);
-        Some(at)
+        let form = match slot.form {
+            Some(form) => form,
+            None => {
+                let transformed = slot
+                    .value
+                    .get_or_insert_with(|| apply_chain(&item.value, link))
+                    .clone();
+                let value: &[u8] = transformed.as_deref().unwrap_or(&item.value);
+                let form = scan_form(forms, form_bytes, hits, id, value, prefilters, full);
+                slot.form = Some(form);
+                form
+            }
+        };
+        Some(self.form_hits(id, form, prefilters, full))
     }
 
     /// Where the hits of value `id`'s own bytes start in [`Cache::hits`] (scanned once).
-    fn own_hits(&mut self, id: u32, value: &[u8], prefilters: &Prefilters) -> u32 {
+    fn own_hits(&mut self, id: u32, value: &[u8], prefilters: &Prefilters, full: bool) -> u32 {
         self.classes(id, value);
-        let at = self.values[id as usize].1;
-        if at != NOT_SCANNED {
-            return at;
+        let mut form = self.values[id as usize].1;
+        if form == NOT_SCANNED {
+            form = scan_form(
+                &mut self.forms,
+                &mut self.form_bytes,
+                &mut self.hits,
+                id,
+                value,
+                prefilters,
+                full,
+            );
+            self.values[id as usize].1 = form;
         }
-        let at = scan_form(
-            &mut self.forms,
-            &mut self.form_bytes,
-            &mut self.hits,
-            id,
-            value,
-            prefilters,
-        );
-        self.values[id as usize].1 = at;
-        at
+        self.form_hits(id, form, prefilters, full)
+    }
+
+    /// Where the hits of form `form` of value `id` start, the automaton's added first
+    /// when `full` wants them and the form was scanned without.
+    fn form_hits(&mut self, id: u32, form: u32, prefilters: &Prefilters, full: bool) -> u32 {
+        let f = &mut self.forms[id as usize][form as usize];
+        if full && !f.full {
+            f.full = true;
+            let bytes = &self.form_bytes[f.start as usize..(f.start + f.len) as usize];
+            let at = f.hits as usize;
+            prefilters.add_automaton_hits(bytes, &mut self.hits[at..at + prefilters.words()]);
+        }
+        f.hits
     }
 
     /// `item`'s value transformed by `link`'s chain, computed once per value and chain.
@@ -195,8 +228,9 @@ fn slot_in(by_id: &mut Vec<SmallVec<[(u32, Slot); 4]>>, id: u32, chain: u32) -> 
     &mut list[index].1
 }
 
-/// The hits of value `id` in one of its forms: chains that give the value the same bytes
-/// (ignoring case, as the literals do) share one scan.
+/// Which form of value `id` `value` is, scanned when new (with the automaton when `full`):
+/// chains that give the value the same bytes (ignoring case, as the literals do) share
+/// one scan.
 fn scan_form(
     forms: &mut Vec<Forms>,
     form_bytes: &mut Vec<u8>,
@@ -204,22 +238,31 @@ fn scan_form(
     id: u32,
     value: &[u8],
     prefilters: &Prefilters,
+    full: bool,
 ) -> u32 {
     let index = id as usize;
     if index >= forms.len() {
         forms.resize_with(index + 1, SmallVec::new);
     }
-    let seen = forms[index].iter().find(|(start, len, _)| {
-        form_bytes[*start as usize..(*start + *len) as usize].eq_ignore_ascii_case(value)
+    let seen = forms[index].iter().position(|f| {
+        form_bytes[f.start as usize..(f.start + f.len) as usize].eq_ignore_ascii_case(value)
     });
-    if let Some((_, _, at)) = seen {
-        return *at;
+    if let Some(form) = seen {
+        return form as u32;
     }
-    let at = prefilters.scan_into(value, hits);
+    let at = prefilters.scan_bytes_into(value, hits);
+    if full {
+        prefilters.add_automaton_hits(value, &mut hits[at as usize..]);
+    }
     let start = form_bytes.len() as u32;
     form_bytes.extend_from_slice(value);
-    forms[index].push((start, value.len() as u32, at));
-    at
+    forms[index].push(Form {
+        start,
+        len: value.len() as u32,
+        hits: at,
+        full,
+    });
+    (forms[index].len() - 1) as u32
 }
 
 /// One request (and maybe its response) going through a rule set. `R` is how the rule
@@ -269,6 +312,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             },
             cache: Cache::new(),
             unions: Unions {
+                full: vec![false; unions.len()],
                 by_id: unions,
                 hits: Vec::new(),
                 classes: collection_classes,
@@ -574,8 +618,10 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 return;
             }
         }
-        let mut exclusions: SmallVec<[&Target; 4]> =
-            link.targets.iter().filter(|t| t.exclude).collect();
+        let mut exclusions: SmallVec<[&Target; 4]> = SmallVec::new();
+        if link.has_exclusions {
+            exclusions.extend(link.targets.iter().filter(|t| t.exclude));
+        }
         for (scope, target) in &self.removed_targets {
             let applies = match scope {
                 Scope::Ids(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&rule.id)),
@@ -610,13 +656,32 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     if let (Some(slot), Some(id)) = (link.prefilter_slot, item.cache_id) {
                         let cache = &mut self.cache;
                         if cache.classes(id, &item.value) & link.changes_beyond_case == 0 {
-                            let at = cache.own_hits(id, &item.value, &self.rules.prefilters);
+                            let prefilters = &self.rules.prefilters;
+                            let full = prefilters.needs_automaton(slot);
+                            let at = cache.own_hits(id, &item.value, prefilters, full);
                             if !prefilter::has(&cache.hits[at as usize..], slot) {
                                 continue;
                             }
                         }
                     }
-                    for value in every_stage(item, link) {
+                    for (stage, value) in every_stage(item, link).into_iter().enumerate() {
+                        // The value's own hits answer its first stage; a later (decoded)
+                        // stage is not scanned: a run of the literals' bytes is needed.
+                        if let Some(slot) = link.prefilter_slot {
+                            let prefilters = &self.rules.prefilters;
+                            let possible = match (stage, item.cache_id) {
+                                // The value itself: its own hits, scanned once.
+                                (0, Some(id)) => {
+                                    let full = prefilters.needs_automaton(slot);
+                                    let at = self.cache.own_hits(id, &value, prefilters, full);
+                                    prefilter::has(&self.cache.hits[at as usize..], slot)
+                                }
+                                _ => prefilters.may_hold(slot, &value),
+                            };
+                            if !possible {
+                                continue;
+                            }
+                        }
                         let hit = operator.matches(&value, &view, capture);
                         if hit.is_some() != link.negated {
                             let name = |n: &mut String| item.write_name(n);
@@ -628,7 +693,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 }
                 let prefilters = &self.rules.prefilters;
                 if let Some(slot) = link.prefilter_slot {
-                    let possible = match self.cache.hits(item, link, prefilters) {
+                    let full = prefilters.needs_automaton(slot);
+                    let possible = match self.cache.hits(item, link, prefilters, full) {
                         Some(at) => prefilter::has(&self.cache.hits[at as usize..], slot),
                         None if item.cache_id.is_some() => true,
                         None => prefilters
@@ -759,6 +825,9 @@ struct Unions {
     /// [`UNION_UNKNOWN`] until computed, [`UNION_NONE`] when the collection cannot be
     /// prefiltered.
     by_id: Vec<u32>,
+    /// Per union: whether it holds the automaton's hits (else only the one-byte
+    /// literals', which answer the slots that need nothing more).
+    full: Vec<bool>,
     hits: Vec<u64>,
     /// Per collection (`own`): the byte classes of all its values together (0: not
     /// known yet; [`NOT_DATA`]: some value is not request data).
@@ -812,7 +881,9 @@ impl Unions {
         ) else {
             return true;
         };
-        if self.by_id[index] == UNION_UNKNOWN {
+        let full = rules.prefilters.needs_automaton(slot);
+        let known = self.by_id[index];
+        if known == UNION_UNKNOWN || (full && !self.full[index] && known != UNION_NONE) {
             self.by_id[index] = collection_hits(
                 cache,
                 &mut self.hits,
@@ -820,8 +891,10 @@ impl Unions {
                 &rules.prefilters,
                 link,
                 collection,
+                full,
             )
             .unwrap_or(UNION_NONE);
+            self.full[index] = full;
         }
         let at = self.by_id[index];
         at == UNION_NONE || prefilter::has(&self.hits[at as usize..], slot)
@@ -856,6 +929,7 @@ impl Unions {
                         let at = self.by_id[i];
                         at != UNION_UNKNOWN
                             && at != UNION_NONE
+                            && (self.full[i] || !rules.prefilters.needs_automaton(gate.slot))
                             && !prefilter::has(&self.hits[at as usize..], gate.slot)
                     })
                 }
@@ -914,8 +988,8 @@ fn collection_classes(cache: &mut Cache, view: &View, collection: Collection) ->
 }
 
 /// The union of the prefilter hits of every value in `collection` under `link`'s chain,
-/// appended to `arena`; None when some value cannot be known in advance (then every
-/// rule runs).
+/// appended to `arena` (with the automaton's when `full`); None when some value cannot
+/// be known in advance (then every rule runs).
 fn collection_hits(
     cache: &mut Cache,
     arena: &mut Vec<u64>,
@@ -923,6 +997,7 @@ fn collection_hits(
     prefilters: &Prefilters,
     link: &Link,
     collection: Collection,
+    full: bool,
 ) -> Option<u32> {
     let mut items = Items::new();
     view.collect(&all_of(collection), &[], &mut items);
@@ -930,7 +1005,7 @@ fn collection_hits(
     arena.resize(start + prefilters.words(), 0);
     for item in &items {
         item.cache_id?;
-        let at = cache.hits(item, link, prefilters)? as usize;
+        let at = cache.hits(item, link, prefilters, full)? as usize;
         for (u, h) in arena[start..].iter_mut().zip(&cache.hits[at..]) {
             *u |= h;
         }

@@ -135,18 +135,34 @@ pub fn minimal(literals: &[Vec<u8>]) -> Vec<Vec<u8>> {
 #[derive(Debug, Default)]
 pub struct Prefilters {
     automaton: Option<NFA>,
-    /// One-byte literals are not in the automaton (they would make a match state of
-    /// nearly every byte): per byte, its slots' (start, len) in `slot_bits` ...
-    byte_slots: Vec<(u32, u32)>,
-    /// ... and which bytes have any.
-    byte_mask: [u64; 4],
+    /// One-byte literals (up to 64) are not in the automaton (they would make a match
+    /// state of nearly every byte): per byte, the bit of its literal (either case) ...
+    byte_bits: Box<ByteBits>,
+    /// ... and per bit, the literal's slots' (start, len) in `slot_bits`.
+    byte_runs: Vec<(u32, u32)>,
     /// Per pattern (a distinct literal): its slots, as (word, bits) runs in `slot_bits`.
     pattern_slots: Vec<(u32, u32)>,
     slot_bits: Vec<(u32, u64)>,
+    /// Slots whose literals are all one byte (921140's `[\n\r]`): a value's set of
+    /// bytes answers them, without the automaton.
+    bytes_only: Vec<u64>,
+    /// Per slot, the bytes of its literals (either case) and the shortest literal's
+    /// length: a value holding one of the literals has a run of that many such bytes.
+    runs: Vec<([u64; 4], u32)>,
     /// Which transformation chains have slots.
     chains: Vec<bool>,
     /// Number of slots (rule links with a prefilter).
     pub slots: u32,
+}
+
+/// Per byte value, a bit set.
+#[derive(Debug)]
+struct ByteBits([u64; 256]);
+
+impl Default for ByteBits {
+    fn default() -> Self {
+        ByteBits([0; 256])
+    }
 }
 
 /// Which slots' literals a value contains.
@@ -160,11 +176,25 @@ impl Prefilters {
         // files and common literals recur across rules): a match sets all its slots'
         // bits a word at a time.
         let mut slots_of: std::collections::BTreeMap<Vec<u8>, Vec<u32>> = Default::default();
+        let mut bytes_only = vec![0u64; entries.len().div_ceil(64)];
+        let mut runs = Vec::with_capacity(entries.len());
         for (slot, (chain, literals)) in entries.iter().enumerate() {
             with_slots[*chain as usize] = true;
+            let literals = minimal(literals);
+            let mut bytes = [0u64; 4];
+            for b in literals.iter().flatten() {
+                for b in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
+                    bytes[usize::from(b >> 6)] |= 1 << (b & 63);
+                }
+            }
+            let shortest = literals.iter().map(Vec::len).min().unwrap_or(0);
+            runs.push((bytes, shortest as u32));
+            if literals.iter().all(|l| l.len() == 1) {
+                bytes_only[slot / 64] |= 1 << (slot % 64);
+            }
             // Lower-cased (phrase lists keep their case): the scan ignores ASCII case, and
             // a one-byte literal is found by its byte in either case.
-            for lit in minimal(literals) {
+            for lit in literals {
                 slots_of
                     .entry(lit.to_ascii_lowercase())
                     .or_default()
@@ -174,8 +204,8 @@ impl Prefilters {
         let mut pats = Vec::with_capacity(slots_of.len());
         let mut pattern_slots = Vec::with_capacity(slots_of.len());
         let mut slot_bits: Vec<(u32, u64)> = Vec::new();
-        let mut byte_slots = vec![(0, 0); 256];
-        let mut byte_mask = [0u64; 4];
+        let mut byte_bits = Box::<ByteBits>::default();
+        let mut byte_runs = Vec::new();
         for (lit, mut slots) in slots_of {
             slots.sort_unstable();
             slots.dedup();
@@ -189,11 +219,11 @@ impl Prefilters {
                 }
             }
             let run = (start, slot_bits.len() as u32 - start);
-            if let [b] = lit.as_slice() {
+            if let ([b], true) = (lit.as_slice(), byte_runs.len() < 64) {
                 for b in [*b, b.to_ascii_uppercase()] {
-                    byte_slots[usize::from(b)] = run;
-                    byte_mask[usize::from(b >> 6)] |= 1 << (b & 63);
+                    byte_bits.0[usize::from(b)] = 1 << byte_runs.len();
                 }
+                byte_runs.push(run);
                 continue;
             }
             pattern_slots.push(run);
@@ -206,8 +236,10 @@ impl Prefilters {
             .build(&pats)
             .ok();
         Prefilters {
-            byte_slots,
-            byte_mask,
+            runs,
+            bytes_only,
+            byte_bits,
+            byte_runs,
             chains: if automaton.is_some() {
                 with_slots
             } else {
@@ -240,42 +272,78 @@ impl Prefilters {
         Some(hits.into_boxed_slice())
     }
 
+    /// False when `value` cannot hold any of `slot`'s literals: it has no run of the
+    /// literals' bytes as long as the shortest one. One cheap pass, no automaton: for the
+    /// few values scanned once (`multiMatch` stages after a decoding).
+    pub fn may_hold(&self, slot: u32, value: &[u8]) -> bool {
+        let Some((bytes, shortest)) = self.runs.get(slot as usize) else {
+            return true;
+        };
+        let mut run = 0;
+        for &b in value {
+            if bytes[usize::from(b >> 6)] & (1 << (b & 63)) != 0 {
+                run += 1;
+                if run >= *shortest {
+                    return true;
+                }
+            } else {
+                run = 0;
+            }
+        }
+        false
+    }
+
+    /// Whether `slot` needs the automaton's part of a scan (some literal is longer than
+    /// one byte); the other slots are answered by [`Prefilters::scan_bytes_into`] alone.
+    pub fn needs_automaton(&self, slot: u32) -> bool {
+        !has(&self.bytes_only, slot)
+    }
+
     /// Appends the hits of `value` to `arena` (no allocation per scan once the arena has
     /// grown); returns where they start.
     pub fn scan_into(&self, value: &[u8], arena: &mut Vec<u64>) -> u32 {
+        let at = self.scan_bytes_into(value, arena);
+        self.add_automaton_hits(value, &mut arena[at as usize..]);
+        at
+    }
+
+    /// Appends the hits of `value`'s one-byte literals to `arena`: exact for the slots
+    /// that do not [need the automaton](Prefilters::needs_automaton), a part of the
+    /// others' until [`Prefilters::add_automaton_hits`] adds the rest.
+    pub fn scan_bytes_into(&self, value: &[u8], arena: &mut Vec<u64>) -> u32 {
         let start = arena.len();
         arena.resize(start + self.words(), 0);
         let hits = &mut arena[start..];
-        // The automaton walked by hand: every match state reports all its patterns, with
-        // none of the resumable iterator's bookkeeping per match.
-        let mut seen = [0u64; 4];
-        if let Some(nfa) = &self.automaton {
-            if let Ok(mut sid) = nfa.start_state(Anchored::No) {
-                for &b in value {
-                    seen[usize::from(b >> 6)] |= 1 << (b & 63);
-                    sid = nfa.next_state(Anchored::No, sid, b);
-                    if nfa.is_special(sid) && nfa.is_match(sid) {
-                        for i in 0..nfa.match_len(sid) {
-                            let pattern = nfa.match_pattern(sid, i).as_usize();
-                            self.set_slots(hits, self.pattern_slots[pattern]);
-                        }
-                    }
-                }
-            }
-        } else {
-            for &b in value {
-                seen[usize::from(b >> 6)] |= 1 << (b & 63);
-            }
-        }
-        for (w, (seen, mask)) in seen.iter().zip(&self.byte_mask).enumerate() {
-            let mut present = seen & mask;
-            while present != 0 {
-                let b = w * 64 + present.trailing_zeros() as usize;
-                present &= present - 1;
-                self.set_slots(hits, self.byte_slots[b]);
-            }
+        let mut present = value
+            .iter()
+            .fold(0u64, |acc, b| acc | self.byte_bits.0[usize::from(*b)]);
+        while present != 0 {
+            let bit = present.trailing_zeros() as usize;
+            present &= present - 1;
+            self.set_slots(hits, self.byte_runs[bit]);
         }
         start as u32
+    }
+
+    /// Adds the hits of `value`'s longer literals (the automaton's) to `hits`.
+    pub fn add_automaton_hits(&self, value: &[u8], hits: &mut [u64]) {
+        let Some(nfa) = &self.automaton else {
+            return;
+        };
+        let Ok(mut sid) = nfa.start_state(Anchored::No) else {
+            return;
+        };
+        // The automaton walked by hand: every match state reports all its patterns, with
+        // none of the resumable iterator's bookkeeping per match.
+        for &b in value {
+            sid = nfa.next_state(Anchored::No, sid, b);
+            if nfa.is_special(sid) && nfa.is_match(sid) {
+                for i in 0..nfa.match_len(sid) {
+                    let pattern = nfa.match_pattern(sid, i).as_usize();
+                    self.set_slots(hits, self.pattern_slots[pattern]);
+                }
+            }
+        }
     }
 
     fn set_slots(&self, hits: &mut [u64], (start, len): (u32, u32)) {
@@ -366,6 +434,39 @@ mod tests {
         let hits = p.scan(0, b"x ONERROR=1").expect("chain has a prefilter");
         assert!(!has(&hits, 0));
         assert!(has(&hits, 1));
+    }
+
+    #[test]
+    fn a_slot_of_one_byte_literals_is_answered_by_the_byte_pass_alone() {
+        let p = Prefilters::build(
+            1,
+            &[
+                (0, vec![b"\n".to_vec(), b"\r".to_vec()]),
+                (0, vec![b"select".to_vec(), b";".to_vec()]),
+            ],
+        );
+        assert!(!p.needs_automaton(0));
+        assert!(p.needs_automaton(1));
+        let mut arena = Vec::new();
+        let at = p.scan_bytes_into(b"a\nSELECT", &mut arena) as usize;
+        assert!(has(&arena[at..], 0));
+        assert!(!has(&arena[at..], 1), "the word needs the automaton");
+        p.add_automaton_hits(b"a\nSELECT", &mut arena[at..]);
+        assert!(has(&arena[at..], 0) && has(&arena[at..], 1));
+        let at = p.scan_bytes_into(b"a;b", &mut arena) as usize;
+        assert!(!has(&arena[at..], 0) && has(&arena[at..], 1));
+    }
+
+    #[test]
+    fn a_value_may_hold_literals_only_with_a_run_of_their_bytes_as_long_as_the_shortest() {
+        let p = Prefilters::build(1, &[(0, vec![b"eval(".to_vec(), b"require(".to_vec()])]);
+        assert!(p.may_hold(0, b"x=EVAL(1)"));
+        assert!(p.may_hold(0, b"\x01require(\x02"));
+        // A necessary condition only: the same bytes in another order pass too.
+        assert!(p.may_hold(0, b"lave("));
+        assert!(!p.may_hold(0, b"e v a l ("));
+        assert!(!p.may_hold(0, b"\x9f\x01ev\xffal\x00"));
+        assert!(!p.may_hold(0, b""));
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Link {
     /// A lone `TX:name` (or `&TX:name`) target read untransformed, as in CRS's
     /// bookkeeping tests (`TX:DETECTION_PARANOIA_LEVEL "@lt 1"`): read straight from TX.
     pub tx_key: Option<Box<str>>,
+    /// Whether `targets` holds exclusions (`!REQUEST_COOKIES:/__utm/`), known once the
+    /// rule files are read (`SecRuleUpdateTargetById` adds them): most links have none,
+    /// and their target lists are not searched for them per request.
+    pub has_exclusions: bool,
     /// With a prefilter slot, per target that is not an exclusion (in order): what
     /// proves it yields no value holding the literals, kept inline so that a link is
     /// skipped before its target list is read (CRS's ~120 prefiltered rules mostly stay
@@ -563,6 +567,7 @@ impl Builder {
             ctls: actions.ctls.clone(),
             prefilter_slot: None,
             tx_key: None,
+            has_exclusions: false,
             quick: SmallVec::new(),
         })
     }
@@ -605,6 +610,7 @@ impl Builder {
         let mut collection_unions: HashMap<Collection, u32> = HashMap::new();
         for rule in &mut self.rules {
             for link in &mut rule.links {
+                link.has_exclusions = link.targets.iter().any(|t| t.exclude);
                 link.tx_key = match link.targets.as_slice() {
                     [t] if t.collection == Collection::Tx
                         && !t.exclude

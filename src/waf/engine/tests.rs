@@ -202,3 +202,29 @@ SecRule ARGS|XML:/* "@pm sleep benchmark" "id:3,phase:1,pass,t:lowercase"
     assert_eq!(run(rules, "/?a=x", &[("x-q", "union all")]).0, vec![2]);
     assert_eq!(run(rules, "/?a=x&b=Benchmark", &[]).0, vec![3]);
 }
+
+#[test]
+fn a_union_known_from_one_byte_literals_is_completed_for_a_rule_that_needs_words() {
+    // Rule 1's `[\n\r]` is answered by the headers' bytes alone; rule 2 reads the same
+    // headers for a word and must still see it, as must a rule in the next phase.
+    let rules = r#"
+SecRule REQUEST_HEADERS_NAMES|REQUEST_HEADERS "@rx [\n\r]" "id:1,phase:1,pass,t:none"
+SecRule REQUEST_HEADERS "@rx (?i)union\s+select" "id:2,phase:1,pass,t:none"
+SecRule REQUEST_HEADERS "@rx (?i)sleep\(" "id:3,phase:2,pass,t:none"
+"#;
+    let headers = [("accept", "text/html"), ("x-q", "1 UNION SELECT sleep(2)")];
+    assert_eq!(run(rules, "/", &headers).0, vec![2, 3]);
+    assert!(run(rules, "/", &[("accept", "text/html")]).0.is_empty());
+}
+
+#[test]
+fn multi_match_finds_literals_that_only_a_decoded_stage_holds() {
+    // `ZXZhbCgxKQ==` is base64 for `eval(1)`: the value itself holds no literal of the
+    // rule, its decoded stage does.
+    let rules = r#"
+SecRule ARGS "@rx eval\(" "id:1,phase:2,pass,multiMatch,t:none,t:base64Decode"
+"#;
+    assert_eq!(run(rules, "/?a=ZXZhbCgxKQ==", &[]).0, vec![1]);
+    assert_eq!(run(rules, "/?a=eval(1)", &[]).0, vec![1]);
+    assert!(run(rules, "/?a=shoes&b=c2hvZXM=", &[]).0.is_empty());
+}
