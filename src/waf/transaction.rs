@@ -42,7 +42,10 @@ pub struct Entry {
 /// The request's collections. Values live in `arena`; collections hold ids.
 #[derive(Debug, Default)]
 pub struct Data {
-    arena: Vec<Vec<u8>>,
+    /// Every value's bytes back to back (one buffer, not one allocation per value), and
+    /// each value's (start, length) in it, by id.
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize)>,
     pub args_get: Vec<Entry>,
     pub args_post: Vec<Entry>,
     pub headers: Vec<Entry>,
@@ -61,26 +64,27 @@ pub struct Data {
 }
 
 impl Data {
-    fn add(&mut self, value: Vec<u8>) -> u32 {
-        self.arena.push(value);
-        (self.arena.len() - 1) as u32
+    fn add(&mut self, value: &[u8]) -> u32 {
+        self.spans.push((self.bytes.len(), value.len()));
+        self.bytes.extend_from_slice(value);
+        (self.spans.len() - 1) as u32
     }
 
     pub fn get(&self, id: u32) -> &[u8] {
-        self.arena
+        self.spans
             .get(id as usize)
-            .map(Vec::as_slice)
+            .and_then(|(start, len)| self.bytes.get(*start..start + len))
             .unwrap_or(b"")
     }
 
-    fn entry(&mut self, key: Vec<u8>, value: Vec<u8>) -> Entry {
+    fn entry(&mut self, key: &[u8], value: &[u8]) -> Entry {
         Entry {
             key: self.add(key),
             value: self.add(value),
         }
     }
 
-    fn set_scalar(&mut self, collection: Collection, value: Vec<u8>) {
+    fn set_scalar(&mut self, collection: Collection, value: &[u8]) {
         let id = self.add(value);
         match self.scalars.iter_mut().find(|(c, _)| *c == collection) {
             Some(slot) => slot.1 = id,
@@ -106,6 +110,12 @@ impl Data {
     pub fn from_head(head: RequestHead, separator: u8) -> Data {
         let mut d = Data::default();
         let uri = head.uri;
+        let header_bytes: usize = head
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + 2 * v.len())
+            .sum();
+        d.bytes.reserve(4 * uri.len() + header_bytes + 64);
         let line = [
             head.method.as_bytes(),
             b" ",
@@ -114,13 +124,13 @@ impl Data {
             head.protocol.as_bytes(),
         ]
         .concat();
-        d.set_scalar(Collection::RequestLine, line);
-        d.set_scalar(Collection::RequestMethod, head.method.into_bytes());
-        d.set_scalar(Collection::RequestProtocol, head.protocol.into_bytes());
-        d.set_scalar(Collection::RequestUriRaw, uri.clone());
+        d.set_scalar(Collection::RequestLine, &line);
+        d.set_scalar(Collection::RequestMethod, head.method.as_bytes());
+        d.set_scalar(Collection::RequestProtocol, head.protocol.as_bytes());
+        d.set_scalar(Collection::RequestUriRaw, &uri);
         // An absolute URI ("http://host/path") is reduced to its path for the rest.
         let relative = strip_scheme_and_host(&uri);
-        d.set_scalar(Collection::RequestUri, relative.to_vec());
+        d.set_scalar(Collection::RequestUri, relative);
         let (path, query) = match relative.iter().position(|b| *b == b'?') {
             Some(i) => (&relative[..i], Some(&relative[i + 1..])),
             None => (relative, None),
@@ -131,11 +141,11 @@ impl Data {
             .rposition(|b| *b == b'/' || *b == b'\\')
             .map(|i| path[i + 1..].to_vec())
             .unwrap_or_else(|| path.clone());
-        d.set_scalar(Collection::RequestFilename, path);
-        d.set_scalar(Collection::RequestBasename, basename);
-        d.set_scalar(Collection::QueryString, query.unwrap_or(b"").to_vec());
+        d.set_scalar(Collection::RequestFilename, &path);
+        d.set_scalar(Collection::RequestBasename, &basename);
+        d.set_scalar(Collection::QueryString, query.unwrap_or(b""));
         for (k, v) in body::urlencoded(query.unwrap_or(b""), separator) {
-            let e = d.entry(k, v);
+            let e = d.entry(&k, &v);
             d.args_get.push(e);
         }
         let mut cookies: Vec<Pair> = Vec::new();
@@ -143,26 +153,27 @@ impl Data {
             if name.eq_ignore_ascii_case(b"cookie") {
                 cookies.extend(parse_cookies(&value));
             }
-            let e = d.entry(name, value);
+            let e = d.entry(&name, &value);
             d.headers.push(e);
         }
         for (k, v) in cookies {
-            let e = d.entry(k, v);
+            let e = d.entry(&k, &v);
             d.cookies.push(e);
         }
-        d.set_scalar(Collection::RemoteAddr, head.remote_addr.into_bytes());
+        let mut digits = itoa::Buffer::new();
+        d.set_scalar(Collection::RemoteAddr, head.remote_addr.as_bytes());
         d.set_scalar(
             Collection::RemotePort,
-            head.remote_port.to_string().into_bytes(),
+            digits.format(head.remote_port).as_bytes(),
         );
         d.set_scalar(
             Collection::ServerPort,
-            head.server_port.to_string().into_bytes(),
+            digits.format(head.server_port).as_bytes(),
         );
-        d.set_scalar(Collection::UniqueId, head.unique_id.into_bytes());
-        d.set_scalar(Collection::RequestBody, Vec::new());
-        d.set_scalar(Collection::RequestBodyLength, b"0".to_vec());
-        d.set_scalar(Collection::ReqbodyError, b"0".to_vec());
+        d.set_scalar(Collection::UniqueId, head.unique_id.as_bytes());
+        d.set_scalar(Collection::RequestBody, b"");
+        d.set_scalar(Collection::RequestBodyLength, b"0");
+        d.set_scalar(Collection::ReqbodyError, b"0");
         d
     }
 
@@ -171,11 +182,11 @@ impl Data {
     /// rule: a parsed JSON/XML/multipart body is inspected through its arguments).
     pub fn add_body(&mut self, body: &[u8], processor: Option<&str>, force: bool, separator: u8) {
         if force || processor == Some("URLENCODED") {
-            self.set_scalar(Collection::RequestBody, body.to_vec());
+            self.set_scalar(Collection::RequestBody, body);
         }
         self.set_scalar(
             Collection::RequestBodyLength,
-            body.len().to_string().into_bytes(),
+            itoa::Buffer::new().format(body.len()).as_bytes(),
         );
         let parsed = match processor {
             Some("URLENCODED") => body::Parsed {
@@ -185,10 +196,10 @@ impl Data {
             Some("JSON") => body::json(body),
             Some("XML") => match body::xml(body) {
                 Ok(x) => {
-                    let id = self.add(x.text);
+                    let id = self.add(&x.text);
                     self.xml_text = Some(id);
                     for a in x.attributes {
-                        let id = self.add(a);
+                        let id = self.add(&a);
                         self.xml_attributes.push(id);
                     }
                     body::Parsed::default()
@@ -213,23 +224,23 @@ impl Data {
             _ => body::Parsed::default(),
         };
         for (k, v) in parsed.args {
-            let e = self.entry(k, v);
+            let e = self.entry(&k, &v);
             self.args_post.push(e);
         }
         for (name, file, size) in parsed.files {
-            let e = self.entry(name.clone(), file);
+            let e = self.entry(&name, &file);
             self.files.push(e);
-            let e = self.entry(name, size.to_string().into_bytes());
+            let e = self.entry(&name, itoa::Buffer::new().format(size).as_bytes());
             self.files_sizes.push(e);
             self.files_combined_size += size;
         }
         for (k, v) in parsed.part_headers {
-            let e = self.entry(k, v);
+            let e = self.entry(&k, &v);
             self.part_headers.push(e);
         }
         if let Some(msg) = parsed.error {
-            self.set_scalar(Collection::ReqbodyError, b"1".to_vec());
-            self.set_scalar(Collection::ReqbodyErrorMsg, msg.into_bytes());
+            self.set_scalar(Collection::ReqbodyError, b"1");
+            self.set_scalar(Collection::ReqbodyErrorMsg, msg.as_bytes());
         }
     }
 }
@@ -240,22 +251,22 @@ impl Data {
     pub fn add_response_head(&mut self, head: ResponseHead) {
         self.set_scalar(
             Collection::ResponseStatus,
-            head.status.to_string().into_bytes(),
+            itoa::Buffer::new().format(head.status).as_bytes(),
         );
-        self.set_scalar(Collection::ResponseProtocol, head.protocol.into_bytes());
+        self.set_scalar(Collection::ResponseProtocol, head.protocol.as_bytes());
         for (name, value) in head.headers {
             if name.eq_ignore_ascii_case(b"content-type") {
-                self.set_scalar(Collection::ResponseContentType, value.clone());
+                self.set_scalar(Collection::ResponseContentType, &value);
             } else if name.eq_ignore_ascii_case(b"content-length") {
-                self.set_scalar(Collection::ResponseContentLength, value.clone());
+                self.set_scalar(Collection::ResponseContentLength, &value);
             }
-            let e = self.entry(name, value);
+            let e = self.entry(&name, &value);
             self.response_headers.push(e);
         }
     }
 
     pub fn set_response_body(&mut self, body: &[u8]) {
-        self.set_scalar(Collection::ResponseBody, body.to_vec());
+        self.set_scalar(Collection::ResponseBody, body);
     }
 }
 
