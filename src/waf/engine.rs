@@ -12,8 +12,8 @@ use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
 use super::prefilter::{self, Prefilters};
 use super::ruleset::{Gate, Link, Quick, Rule, RuleSet, Step, UnionIds};
+use super::targets::Collection;
 use super::targets::Target;
-use super::targets::{Collection, Selector};
 use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
 use super::transforms;
 use super::tx;
@@ -86,6 +86,8 @@ struct Cache {
     hits: Vec<u64>,
     forms: Vec<Forms>,
     form_bytes: Vec<u8>,
+    /// Scratch list of a collection's value ids (reused).
+    ids: Vec<u32>,
 }
 
 const NOT_SCANNED: u32 = u32::MAX;
@@ -98,6 +100,7 @@ impl Cache {
             hits: Vec::with_capacity(256),
             forms: Vec::new(),
             form_bytes: Vec::with_capacity(1024),
+            ids: Vec::new(),
         }
     }
 
@@ -114,25 +117,24 @@ impl Cache {
         *known
     }
 
-    /// Where the prefilter hits of `item`'s value under `link`'s chain start in
-    /// [`Cache::hits`]; None when the value is not request data or the chain has no
-    /// prefilter. `full`: the automaton's hits are wanted too, not only the one-byte
-    /// literals'.
+    /// Where the prefilter hits of value `id` (request data, bytes `value`) under
+    /// `link`'s chain start in [`Cache::hits`]; None when the chain has no prefilter.
+    /// `full`: the automaton's hits are wanted too, not only the one-byte literals'.
     fn hits(
         &mut self,
-        item: &Item,
+        id: u32,
+        value: &[u8],
         link: &Link,
         prefilters: &Prefilters,
         full: bool,
     ) -> Option<u32> {
-        let id = item.cache_id?;
         let chain = link.transform_chain;
         if !prefilters.covers(chain) {
             return None;
         }
-        if self.classes(id, &item.value) & link.changes_beyond_case == 0 {
+        if self.classes(id, value) & link.changes_beyond_case == 0 {
             // The chain changes at most the case of letters: the value's own hits.
-            return Some(self.own_hits(id, &item.value, prefilters, full));
+            return Some(self.own_hits(id, value, prefilters, full));
         }
         let Cache {
             by_id,
@@ -147,9 +149,9 @@ impl Cache {
             None => {
                 let transformed = slot
                     .value
-                    .get_or_insert_with(|| apply_chain(&item.value, link))
+                    .get_or_insert_with(|| apply_chain(value, link))
                     .clone();
-                let value: &[u8] = transformed.as_deref().unwrap_or(&item.value);
+                let value: &[u8] = transformed.as_deref().unwrap_or(value);
                 let form = scan_form(forms, form_bytes, hits, id, value, prefilters, full);
                 slot.form = Some(form);
                 form
@@ -694,9 +696,12 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 let prefilters = &self.rules.prefilters;
                 if let Some(slot) = link.prefilter_slot {
                     let full = prefilters.needs_automaton(slot);
-                    let possible = match self.cache.hits(item, link, prefilters, full) {
-                        Some(at) => prefilter::has(&self.cache.hits[at as usize..], slot),
-                        None if item.cache_id.is_some() => true,
+                    let known = item
+                        .cache_id
+                        .map(|id| self.cache.hits(id, &item.value, link, prefilters, full));
+                    let possible = match known {
+                        Some(Some(at)) => prefilter::has(&self.cache.hits[at as usize..], slot),
+                        Some(None) => true,
                         None => prefilters
                             .scan(link.transform_chain, &self.cache.value(item, link))
                             .is_none_or(|h| prefilter::has(&h, slot)),
@@ -963,27 +968,19 @@ const UNION_NONE: u32 = u32::MAX - 1;
 /// always hold [`transforms::class::ANY`]).
 const NOT_DATA: u32 = 1;
 
-fn all_of(collection: Collection) -> Target {
-    Target {
-        collection,
-        selector: Selector::All,
-        count: false,
-        exclude: false,
-    }
-}
-
 /// The byte classes of every value in `collection` together; [`NOT_DATA`] when some
 /// value is not request data.
 fn collection_classes(cache: &mut Cache, view: &View, collection: Collection) -> u32 {
-    let mut items = Items::new();
-    view.collect(&all_of(collection), &[], &mut items);
-    let mut classes = transforms::class::ANY;
-    for item in &items {
-        let Some(id) = item.cache_id else {
-            return NOT_DATA;
-        };
-        classes |= cache.classes(id, &item.value);
+    let mut ids = std::mem::take(&mut cache.ids);
+    ids.clear();
+    let mut classes = NOT_DATA;
+    if view.data.value_ids(collection, &mut ids) {
+        classes = transforms::class::ANY;
+        for id in &ids {
+            classes |= cache.classes(*id, view.data.get(*id));
+        }
     }
+    cache.ids = ids;
     classes
 }
 
@@ -999,13 +996,31 @@ fn collection_hits(
     collection: Collection,
     full: bool,
 ) -> Option<u32> {
-    let mut items = Items::new();
-    view.collect(&all_of(collection), &[], &mut items);
+    let mut ids = std::mem::take(&mut cache.ids);
+    ids.clear();
+    let union = if view.data.value_ids(collection, &mut ids) {
+        union_of(cache, &ids, arena, view.data, prefilters, link, full)
+    } else {
+        None
+    };
+    cache.ids = ids;
+    union
+}
+
+/// The union of the hits of values `ids` under `link`'s chain, appended to `arena`.
+fn union_of(
+    cache: &mut Cache,
+    ids: &[u32],
+    arena: &mut Vec<u64>,
+    data: &Data,
+    prefilters: &Prefilters,
+    link: &Link,
+    full: bool,
+) -> Option<u32> {
     let start = arena.len();
     arena.resize(start + prefilters.words(), 0);
-    for item in &items {
-        item.cache_id?;
-        let at = cache.hits(item, link, prefilters, full)? as usize;
+    for id in ids {
+        let at = cache.hits(*id, data.get(*id), link, prefilters, full)? as usize;
         for (u, h) in arena[start..].iter_mut().zip(&cache.hits[at..]) {
             *u |= h;
         }

@@ -106,6 +106,60 @@ impl Data {
             .map(|e| self.get(e.value))
     }
 
+    /// The entry lists behind a keyed collection, and whether it yields their keys
+    /// (`ARGS_NAMES`) rather than their values; None for other collections.
+    pub fn keyed(&self, c: Collection) -> Option<([&[Entry]; 2], bool)> {
+        use Collection::*;
+        Some(match c {
+            Args => ([&self.args_get, &self.args_post], false),
+            ArgsNames => ([&self.args_get, &self.args_post], true),
+            ArgsGet => ([&self.args_get, &[]], false),
+            ArgsGetNames => ([&self.args_get, &[]], true),
+            ArgsPost => ([&self.args_post, &[]], false),
+            ArgsPostNames => ([&self.args_post, &[]], true),
+            RequestHeaders => ([&self.headers, &[]], false),
+            RequestHeadersNames => ([&self.headers, &[]], true),
+            RequestCookies => ([&self.cookies, &[]], false),
+            RequestCookiesNames => ([&self.cookies, &[]], true),
+            Files => ([&self.files, &[]], false),
+            FilesNames => ([&self.files, &[]], true),
+            FilesSizes => ([&self.files_sizes, &[]], false),
+            MultipartPartHeaders => ([&self.part_headers, &[]], false),
+            ResponseHeaders => ([&self.response_headers, &[]], false),
+            ResponseHeadersNames => ([&self.response_headers, &[]], true),
+            _ => return None,
+        })
+    }
+
+    /// The ids of every value of the whole collection `c` (as [`View::collect`] yields
+    /// them with no selector), appended to `out`; false when some value is not request
+    /// data kept here (TX, counts, matched variables...), which has no id.
+    pub fn value_ids(&self, c: Collection, out: &mut Vec<u32>) -> bool {
+        use Collection::*;
+        if let Some((lists, names)) = self.keyed(c) {
+            let ids = lists.iter().flat_map(|l| l.iter());
+            out.extend(ids.map(|e| if names { e.key } else { e.value }));
+            return true;
+        }
+        match c {
+            Tx
+            | MatchedVars
+            | MatchedVarsNames
+            | MatchedVar
+            | MatchedVarName
+            | ReqbodyProcessor
+            | ArgsCombinedSize
+            | FilesCombinedSize
+            | Xml
+            | MultipartStrictError
+            | MultipartUnmatchedBoundary => false,
+            _ => {
+                out.extend(self.scalar(c));
+                true
+            }
+        }
+    }
+
     /// Builds the request-line, header, cookie and query collections.
     pub fn from_head(head: RequestHead, separator: u8) -> Data {
         let mut d = Data::default();
@@ -396,29 +450,13 @@ impl<'a> View<'a> {
                 });
             }
         };
+        if let Some((lists, names)) = d.keyed(c) {
+            for entries in lists {
+                keyed(entries, names, out);
+            }
+            return;
+        }
         match c {
-            Args => {
-                keyed(&d.args_get, false, out);
-                keyed(&d.args_post, false, out);
-            }
-            ArgsNames => {
-                keyed(&d.args_get, true, out);
-                keyed(&d.args_post, true, out);
-            }
-            ArgsGet => keyed(&d.args_get, false, out),
-            ArgsGetNames => keyed(&d.args_get, true, out),
-            ArgsPost => keyed(&d.args_post, false, out),
-            ArgsPostNames => keyed(&d.args_post, true, out),
-            RequestHeaders => keyed(&d.headers, false, out),
-            RequestHeadersNames => keyed(&d.headers, true, out),
-            RequestCookies => keyed(&d.cookies, false, out),
-            RequestCookiesNames => keyed(&d.cookies, true, out),
-            Files => keyed(&d.files, false, out),
-            FilesNames => keyed(&d.files, true, out),
-            FilesSizes => keyed(&d.files_sizes, false, out),
-            MultipartPartHeaders => keyed(&d.part_headers, false, out),
-            ResponseHeaders => keyed(&d.response_headers, false, out),
-            ResponseHeadersNames => keyed(&d.response_headers, true, out),
             Tx => {
                 if let Selector::Key(k) = &target.selector {
                     if let Some((k, v)) = self.vars.tx.get_key_value(k.as_str()) {
