@@ -182,9 +182,16 @@ impl Data {
         d.set_scalar(Collection::RequestMethod, head.method.as_bytes());
         d.set_scalar(Collection::RequestProtocol, head.protocol.as_bytes());
         d.set_scalar(Collection::RequestUriRaw, &uri);
-        // An absolute URI ("http://host/path") is reduced to its path for the rest.
+        // An absolute URI ("http://host/path") is reduced to its path for the rest. Most
+        // URIs are not absolute: both collections then share one value (one id), which
+        // is transformed and scanned once.
         let relative = strip_scheme_and_host(&uri);
-        d.set_scalar(Collection::RequestUri, relative);
+        match d.scalar(Collection::RequestUriRaw) {
+            Some(id) if relative.len() == uri.len() => {
+                d.scalars.push((Collection::RequestUri, id))
+            }
+            _ => d.set_scalar(Collection::RequestUri, relative),
+        }
         let (path, query) = match relative.iter().position(|b| *b == b'?') {
             Some(i) => (&relative[..i], Some(&relative[i + 1..])),
             None => (relative, None),
