@@ -187,9 +187,7 @@ impl Data {
         // is transformed and scanned once.
         let relative = strip_scheme_and_host(&uri);
         match d.scalar(Collection::RequestUriRaw) {
-            Some(id) if relative.len() == uri.len() => {
-                d.scalars.push((Collection::RequestUri, id))
-            }
+            Some(id) if relative.len() == uri.len() => d.scalars.push((Collection::RequestUri, id)),
             _ => d.set_scalar(Collection::RequestUri, relative),
         }
         let (path, query) = match relative.iter().position(|b| *b == b'?') {
