@@ -3,6 +3,7 @@
 //! (fields, files and each part's header lines).
 
 use super::transforms::url_decode;
+use std::borrow::Cow;
 
 /// One name/value pair found in a body or a query string.
 pub type Pair = (Vec<u8>, Vec<u8>);
@@ -21,18 +22,28 @@ pub struct Parsed {
 /// `a=1&b=2`: names and values URL-decoded (`+` is a space), as ModSecurity does for
 /// query strings and form bodies. Empty segments are skipped.
 pub fn urlencoded(input: &[u8], separator: u8) -> Vec<Pair> {
-    input
+    let mut pairs = Vec::new();
+    each_urlencoded(input, separator, |name, value| {
+        pairs.push((name.to_vec(), value.to_vec()))
+    });
+    pairs
+}
+
+/// [`urlencoded`]'s pairs handed to `pair` one by one, borrowed from `input` when they
+/// need no decoding (most query strings: no allocation).
+pub fn each_urlencoded(input: &[u8], separator: u8, mut pair: impl FnMut(&[u8], &[u8])) {
+    for seg in input
         .split(|b| *b == separator)
         .filter(|seg| !seg.is_empty())
-        .map(|seg| {
-            let (name, value) = match seg.iter().position(|b| *b == b'=') {
-                Some(i) => (&seg[..i], &seg[i + 1..]),
-                None => (seg, &b""[..]),
-            };
-            let decode = |s: &[u8]| url_decode(s, false).unwrap_or_else(|| s.to_vec());
-            (decode(name), decode(value))
-        })
-        .collect()
+    {
+        let (name, value) = match seg.iter().position(|b| *b == b'=') {
+            Some(i) => (&seg[..i], &seg[i + 1..]),
+            None => (seg, &b""[..]),
+        };
+        let name = url_decode(name, false).map_or(Cow::Borrowed(name), Cow::Owned);
+        let value = url_decode(value, false).map_or(Cow::Borrowed(value), Cow::Owned);
+        pair(&name, &value);
+    }
 }
 
 pub fn json(input: &[u8]) -> Parsed {

@@ -3,7 +3,7 @@
 //! request, with each value stored once in an arena so that transformed values can be
 //! cached by (value, transformation chain).
 
-use super::body::{self, Pair};
+use super::body;
 use super::macros::MacroSource;
 use super::ruleset::Rule;
 use super::targets::{Collection, Selector, Target};
@@ -203,21 +203,23 @@ impl Data {
         d.set_scalar(Collection::RequestFilename, &path);
         d.set_scalar(Collection::RequestBasename, &basename);
         d.set_scalar(Collection::QueryString, query.unwrap_or(b""));
-        for (k, v) in body::urlencoded(query.unwrap_or(b""), separator) {
-            let e = d.entry(&k, &v);
+        body::each_urlencoded(query.unwrap_or(b""), separator, |k, v| {
+            let e = d.entry(k, v);
             d.args_get.push(e);
-        }
-        let mut cookies: Vec<Pair> = Vec::new();
-        for (name, value) in head.headers {
-            if name.eq_ignore_ascii_case(b"cookie") {
-                cookies.extend(parse_cookies(&value));
-            }
-            let e = d.entry(&name, &value);
+        });
+        for (name, value) in &head.headers {
+            let e = d.entry(name, value);
             d.headers.push(e);
         }
-        for (k, v) in cookies {
-            let e = d.entry(&k, &v);
-            d.cookies.push(e);
+        let cookie_headers = head
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"cookie"));
+        for (_, value) in cookie_headers {
+            for (k, v) in cookies(value) {
+                let e = d.entry(k, v);
+                d.cookies.push(e);
+            }
         }
         let mut digits = itoa::Buffer::new();
         d.set_scalar(Collection::RemoteAddr, head.remote_addr.as_bytes());
@@ -364,7 +366,8 @@ fn percent_decode(path: &[u8]) -> Vec<u8> {
 }
 
 /// `a=1; b=2`: cookies as ModSecurity v3 splits them (values not decoded).
-fn parse_cookies(header: &[u8]) -> Vec<Pair> {
+/// The name/value pairs of a `Cookie` header, borrowed from it.
+fn cookies(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     header
         .split(|b| *b == b';')
         .map(|c| {
@@ -373,10 +376,9 @@ fn parse_cookies(header: &[u8]) -> Vec<Pair> {
         })
         .filter(|c| !c.is_empty())
         .map(|c| match c.iter().position(|b| *b == b'=') {
-            Some(i) => (c[..i].to_vec(), c[i + 1..].to_vec()),
-            None => (c.to_vec(), Vec::new()),
+            Some(i) => (&c[..i], &c[i + 1..]),
+            None => (c, &b""[..]),
         })
-        .collect()
 }
 
 /// Per-transaction variables the rules write.
