@@ -150,6 +150,29 @@ fn cspan(s: &[u8], set: &[u8]) -> usize {
     s.iter().position(|c| in_set(set, *c)).unwrap_or(s.len())
 }
 
+/// A set of bytes as a table (with NUL, as C's `strcspn` stops there), for the spans the
+/// tokenizer measures on every word.
+const fn byte_table(set: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    table[0] = true;
+    let mut i = 0;
+    while i < set.len() {
+        table[set[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+/// What ends a word (`parse_word`).
+static WORD_END: [bool; 256] = byte_table(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0");
+
+/// [`cspan`] over a [`byte_table`].
+fn cspan_table(s: &[u8], table: &[bool; 256]) -> usize {
+    s.iter()
+        .position(|c| table[usize::from(*c)])
+        .unwrap_or(s.len())
+}
+
 /// Position of the two-byte sequence `c0 c1`.
 fn find2(s: &[u8], c0: u8, c1: u8) -> Option<usize> {
     if s.len() < 2 {
@@ -170,6 +193,11 @@ fn lookup(key: &[u8]) -> u8 {
     if key.is_empty() || key.len() > 40 || !key.is_ascii() {
         return CHAR_NULL;
     }
+    let first = key[0].to_ascii_uppercase();
+    if KEYWORD_STARTS[key.len()][usize::from(first >> 6)] & (1 << (first & 63)) == 0 {
+        // No keyword of this length starts with this letter (most words of a value).
+        return CHAR_NULL;
+    }
     let mut buf = [0u8; 40];
     for (b, c) in buf.iter_mut().zip(key) {
         *b = c.to_ascii_uppercase();
@@ -177,6 +205,17 @@ fn lookup(key: &[u8]) -> u8 {
     let upper = &buf[..key.len()];
     KEYWORDS.get(upper).copied().unwrap_or(CHAR_NULL)
 }
+
+/// Per word length (up to 40), the first bytes of the table's keywords of that length.
+static KEYWORD_STARTS: std::sync::LazyLock<[[u64; 4]; 41]> = std::sync::LazyLock::new(|| {
+    let mut starts = [[0u64; 4]; 41];
+    for word in KEYWORDS.keys() {
+        if let (Some(first), Some(bits)) = (word.first(), starts.get_mut(word.len())) {
+            bits[usize::from(first >> 6)] |= 1 << (first & 63);
+        }
+    }
+    starts
+});
 
 /// The keyword table by upper-case word: one hash per lookup instead of a binary search
 /// over thousands of words (the tokenizer looks up every word of every value).
@@ -519,10 +558,7 @@ impl<'a> State<'a> {
 
     fn parse_word(&mut self) -> usize {
         let (s, pos) = (self.s, self.pos);
-        let wlen = cspan(
-            &s[pos..],
-            b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0",
-        );
+        let wlen = cspan_table(&s[pos..], &WORD_END);
         let tok = &mut self.tokens[self.current];
         tok.assign(T_BAREWORD, &s[pos..pos + wlen]);
         for i in 0..tok.len {
@@ -1339,6 +1375,17 @@ mod tests {
             .all(|w| w[0].word.as_bytes() < w[1].word.as_bytes()));
         assert_eq!(lookup(b"select"), b'E');
         assert_eq!(lookup(b"lock in"), b'n');
+        // The quick reject by length and first letter keeps every word of the table.
+        for k in SQL_KEYWORDS.iter().filter(|k| k.word.len() <= 40) {
+            let word = k.word.as_bytes();
+            assert_eq!(
+                lookup(&word.to_ascii_lowercase()),
+                k.token_type,
+                "{}",
+                k.word
+            );
+        }
+        assert_eq!(lookup(b"shop"), CHAR_NULL);
     }
 
     #[test]
