@@ -653,31 +653,31 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             let capture = link.capture && !link.negated;
             for item in &items {
                 if link.multi_match {
-                    // Every stage of a value its chain changes at most in case holds the
-                    // same literals as the value itself.
-                    if let (Some(slot), Some(id)) = (link.prefilter_slot, item.cache_id) {
-                        let cache = &mut self.cache;
-                        if cache.classes(id, &item.value) & link.changes_beyond_case == 0 {
-                            let prefilters = &self.rules.prefilters;
+                    // The value's own hits (scanned once) answer for its first stage, and
+                    // for all of them when its chain changes it at most in case; a later
+                    // (decoded) stage is not scanned: a run of the literals' bytes is
+                    // needed first.
+                    let prefilters = &self.rules.prefilters;
+                    let own = match (link.prefilter_slot, item.cache_id) {
+                        (Some(slot), Some(id)) => {
                             let full = prefilters.needs_automaton(slot);
-                            let at = cache.own_hits(id, &item.value, prefilters, full);
-                            if !prefilter::has(&cache.hits[at as usize..], slot) {
-                                continue;
-                            }
+                            let at = self.cache.own_hits(id, &item.value, prefilters, full);
+                            let case_only =
+                                self.cache.classes(id, &item.value) & link.changes_beyond_case == 0;
+                            Some((
+                                prefilter::has(&self.cache.hits[at as usize..], slot),
+                                case_only,
+                            ))
                         }
+                        _ => None,
+                    };
+                    if own == Some((false, true)) {
+                        continue;
                     }
                     for (stage, value) in every_stage(item, link).into_iter().enumerate() {
-                        // The value's own hits answer its first stage; a later (decoded)
-                        // stage is not scanned: a run of the literals' bytes is needed.
                         if let Some(slot) = link.prefilter_slot {
-                            let prefilters = &self.rules.prefilters;
-                            let possible = match (stage, item.cache_id) {
-                                // The value itself: its own hits, scanned once.
-                                (0, Some(id)) => {
-                                    let full = prefilters.needs_automaton(slot);
-                                    let at = self.cache.own_hits(id, &value, prefilters, full);
-                                    prefilter::has(&self.cache.hits[at as usize..], slot)
-                                }
+                            let possible = match (stage, own) {
+                                (0, Some((holds, _))) => holds,
                                 _ => prefilters.may_hold(slot, &value),
                             };
                             if !possible {
