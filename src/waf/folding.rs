@@ -337,6 +337,62 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) -> TxMap {
         .collect()
 }
 
+/// Which rules (by index) some request can reach in the folded plan. A rule that a
+/// [`Step::Jump`] passes over is reached only when that jump's rule is removed at
+/// runtime: when no `ctl:ruleRemove*` of the rule set removes the jump's rule but not
+/// the rule (CRS removes by `OWASP_CRS`, which both carry), the rule is out of reach.
+/// Conservatively, a marker some `skipAfter` lands on, the end of an enclosing jump
+/// (flow resumes there) and any `skip:N` (it may count a jump as a step) end the
+/// reasoning. Rules above the paranoia level sit behind such jumps: nothing needs to be
+/// prepared for them per request.
+pub fn reachable(rules: &[Rule], phases: &[Vec<Step>; 6]) -> Vec<bool> {
+    let mut out = vec![false; rules.len()];
+    let counts_steps = rules.iter().any(|r| r.skip > 0);
+    let landings: BTreeSet<&str> = rules
+        .iter()
+        .filter_map(|r| r.skip_after.as_deref())
+        .collect();
+    let ctls: Vec<&Ctl> = rules
+        .iter()
+        .flat_map(|r| &r.links)
+        .flat_map(|l| &l.ctls)
+        .collect();
+    let removes = |ctl: &Ctl, rule: &Rule| match ctl {
+        Ctl::RuleRemoveById(ids) => ids.iter().any(|(lo, hi)| (*lo..=*hi).contains(&rule.id)),
+        Ctl::RuleRemoveByTag(tag) => rule.has_tag(tag),
+        _ => false,
+    };
+    // Some runtime removal takes `jump` away and leaves `rule`.
+    let escapes = |jump: usize, rule: usize| {
+        ctls.iter()
+            .any(|c| removes(c, &rules[jump]) && !removes(c, &rules[rule]))
+    };
+    for steps in phases {
+        // The jumps passing over the current step: (their end, their rule), in order.
+        let mut over: Vec<(usize, usize)> = Vec::new();
+        for (at, step) in steps.iter().enumerate() {
+            if let Some(first_ended) = over.iter().position(|(end, _)| at >= *end) {
+                over.truncate(first_ended);
+            }
+            let reached = |index: usize| over.iter().all(|(_, jump)| escapes(*jump, index));
+            match step {
+                Step::Marker(name) if landings.contains(name.as_ref()) => over.clear(),
+                Step::Marker(_) | Step::Preset => {}
+                Step::Rule(index) => out[*index] |= reached(*index),
+                Step::Jump { rule, to } => {
+                    if reached(*rule) {
+                        out[*rule] = true;
+                        if !counts_steps {
+                            over.push((*to, *rule));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The initialisation prefix ends here: TX as it leaves it is the preset.
 fn close_prefix(open: &mut bool, preset: &mut BTreeMap<String, Vec<u8>>, known: &Known) {
     if std::mem::take(open) {
@@ -590,5 +646,72 @@ SecRule ARGS:a "@streq %{MATCHED_VAR}" "id:30,phase:1,pass"
         // Rule 12's match leaves MATCHED_VAR = "1" for rule 30's argument.
         assert_eq!([1, 12].map(|id| step_of(&set, id)), ["rule", "rule"]);
         assert_eq!(fired(&set, "/?a=1", "192.0.2.1"), vec![1, 12, 30]);
+    }
+
+    /// Whether rule `id`'s first link got a prefilter slot (only reachable rules do).
+    fn prefiltered(set: &RuleSet, id: u32) -> bool {
+        set.rule_by_id(id)
+            .is_some_and(|r| r.links[0].prefilter_slot.is_some())
+    }
+
+    #[test]
+    fn rules_a_jump_always_passes_over_get_no_prefilter() {
+        let set = load(
+            r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule TX:PL "@lt 2" "id:12,phase:1,pass,nolog,skipAfter:END-A"
+SecRule ARGS "@rx attack" "id:20,phase:1,pass"
+SecRule ARGS "@pm evil wicked" "id:21,phase:1,pass"
+SecMarker END-A
+SecRule ARGS "@rx attack" "id:30,phase:1,pass"
+"#,
+        );
+        assert_eq!(step_of(&set, 12), "jump");
+        assert_eq!(
+            [20, 21, 30].map(|id| prefiltered(&set, id)),
+            [false, false, true]
+        );
+        assert_eq!(fired(&set, "/?a=attack", "192.0.2.1"), vec![30]);
+    }
+
+    #[test]
+    fn a_removal_that_may_uncover_a_rule_keeps_its_prefilter() {
+        // 13's removal leaves 20 and 21 (tagged `keep`) in reach; 12's takes 20 too.
+        let set = load(
+            r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule ARGS:off "@streq 1" "id:2,phase:1,pass,nolog,ctl:ruleRemoveByTag=gate"
+SecRule ARGS:all "@streq 1" "id:3,phase:1,pass,nolog,ctl:ruleRemoveByTag=crs"
+SecRule TX:PL "@lt 2" "id:12,phase:1,pass,nolog,tag:crs,skipAfter:END-A"
+SecRule ARGS "@rx attack" "id:20,phase:1,pass,tag:crs"
+SecMarker END-A
+SecRule TX:PL "@lt 2" "id:13,phase:1,pass,nolog,tag:gate,skipAfter:END-B"
+SecRule ARGS "@rx attack" "id:21,phase:1,pass"
+SecMarker END-B
+"#,
+        );
+        assert_eq!([12, 13].map(|id| step_of(&set, id)), ["jump", "jump"]);
+        assert_eq!([20, 21].map(|id| prefiltered(&set, id)), [false, true]);
+        assert_eq!(fired(&set, "/?a=attack", "192.0.2.1"), Vec::<u32>::new());
+        assert_eq!(fired(&set, "/?off=1&a=attack", "192.0.2.1"), vec![2, 21]);
+        assert_eq!(fired(&set, "/?all=1&a=attack", "192.0.2.1"), vec![3]);
+    }
+
+    #[test]
+    fn a_skip_landing_inside_a_jump_keeps_the_rules_after_its_marker() {
+        let set = load(
+            r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule ARGS:in "@streq 1" "id:2,phase:1,pass,nolog,skipAfter:INSIDE"
+SecRule TX:PL "@lt 2" "id:12,phase:1,pass,nolog,skipAfter:END-A"
+SecRule ARGS "@rx attack" "id:20,phase:1,pass"
+SecMarker INSIDE
+SecRule ARGS "@rx attack" "id:21,phase:1,pass"
+SecMarker END-A
+"#,
+        );
+        assert_eq!(step_of(&set, 12), "jump");
+        assert_eq!([20, 21].map(|id| prefiltered(&set, id)), [false, true]);
+        assert_eq!(fired(&set, "/?in=1&a=attack", "192.0.2.1"), vec![2, 21]);
     }
 }

@@ -605,25 +605,34 @@ impl Builder {
                 Step::Jump { .. } | Step::Preset => {}
             }
         }
+        for link in self.rules.iter_mut().flat_map(|r| &mut r.links) {
+            link.has_exclusions = link.targets.iter().any(|t| t.exclude);
+            link.tx_key = match link.targets.as_slice() {
+                [t] if t.collection == Collection::Tx
+                    && !t.exclude
+                    && link.transforms.is_empty()
+                    && !link.multi_match =>
+                {
+                    match &t.selector {
+                        Selector::Key(k) => Some(k.as_str().into()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+        }
+        let initial_tx = super::folding::fold(&self.rules, &mut phases);
+        let reachable = super::folding::reachable(&self.rules, &phases);
         let mut entries = Vec::new();
         let mut chain_unions: HashMap<(Collection, u32), u32> = HashMap::new();
         let mut collection_unions: HashMap<Collection, u32> = HashMap::new();
-        for rule in &mut self.rules {
+        for (rule, reachable) in self.rules.iter_mut().zip(reachable) {
+            // A rule no request reaches (above the paranoia level, removed) needs no
+            // prefilter: its literals would only make every scan slower.
+            if !reachable {
+                continue;
+            }
             for link in &mut rule.links {
-                link.has_exclusions = link.targets.iter().any(|t| t.exclude);
-                link.tx_key = match link.targets.as_slice() {
-                    [t] if t.collection == Collection::Tx
-                        && !t.exclude
-                        && link.transforms.is_empty()
-                        && !link.multi_match =>
-                    {
-                        match &t.selector {
-                            Selector::Key(k) => Some(k.as_str().into()),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
                 // (With `multiMatch`, the engine uses the slot only where every stage
                 // of a value holds the same literals as the value.)
                 if link.negated {
@@ -682,7 +691,6 @@ impl Builder {
                 })
             })
             .collect();
-        let initial_tx = super::folding::fold(&self.rules, &mut phases);
         RuleSet {
             initial_tx,
             gates,
