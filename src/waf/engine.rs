@@ -10,7 +10,7 @@
 
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
-use super::prefilter::{self, Prefilters};
+use super::prefilter::{self, Prefilters, Walks};
 use super::ruleset::{Gate, Link, Quick, Rule, RuleSet, Step, UnionIds};
 use super::targets::Collection;
 use super::targets::Target;
@@ -66,8 +66,8 @@ struct Form {
     len: u32,
     /// Where its hits start in [`Cache::hits`].
     hits: u32,
-    /// Whether the hits include the automaton's (else only the one-byte literals').
-    full: bool,
+    /// Which automata's hits they include (besides the one-byte literals').
+    walked: Walks,
 }
 
 /// The distinct forms of one value that were scanned.
@@ -119,14 +119,14 @@ impl Cache {
 
     /// Where the prefilter hits of value `id` (request data, bytes `value`) under
     /// `link`'s chain start in [`Cache::hits`]; None when the chain has no prefilter.
-    /// `full`: the automaton's hits are wanted too, not only the one-byte literals'.
+    /// `walks`: the automata whose hits are wanted too, besides the one-byte literals'.
     fn hits(
         &mut self,
         id: u32,
         value: &[u8],
         link: &Link,
         prefilters: &Prefilters,
-        full: bool,
+        walks: Walks,
     ) -> Option<u32> {
         let chain = link.transform_chain;
         if !prefilters.covers(chain) {
@@ -134,7 +134,7 @@ impl Cache {
         }
         if self.classes(id, value) & link.changes_beyond_case == 0 {
             // The chain changes at most the case of letters: the value's own hits.
-            return Some(self.own_hits(id, value, prefilters, full));
+            return Some(self.own_hits(id, value, prefilters, walks));
         }
         let Cache {
             by_id,
@@ -152,16 +152,16 @@ impl Cache {
                     .get_or_insert_with(|| apply_chain(value, link))
                     .clone();
                 let value: &[u8] = transformed.as_deref().unwrap_or(value);
-                let form = scan_form(forms, form_bytes, hits, id, value, prefilters, full);
+                let form = scan_form(forms, form_bytes, hits, id, value, prefilters, walks);
                 slot.form = Some(form);
                 form
             }
         };
-        Some(self.form_hits(id, form, prefilters, full))
+        Some(self.form_hits(id, form, prefilters, walks))
     }
 
     /// Where the hits of value `id`'s own bytes start in [`Cache::hits`] (scanned once).
-    fn own_hits(&mut self, id: u32, value: &[u8], prefilters: &Prefilters, full: bool) -> u32 {
+    fn own_hits(&mut self, id: u32, value: &[u8], prefilters: &Prefilters, walks: Walks) -> u32 {
         self.classes(id, value);
         let mut form = self.values[id as usize].1;
         if form == NOT_SCANNED {
@@ -172,22 +172,24 @@ impl Cache {
                 id,
                 value,
                 prefilters,
-                full,
+                walks,
             );
             self.values[id as usize].1 = form;
         }
-        self.form_hits(id, form, prefilters, full)
+        self.form_hits(id, form, prefilters, walks)
     }
 
-    /// Where the hits of form `form` of value `id` start, the automaton's added first
-    /// when `full` wants them and the form was scanned without.
-    fn form_hits(&mut self, id: u32, form: u32, prefilters: &Prefilters, full: bool) -> u32 {
+    /// Where the hits of form `form` of value `id` start, the hits of the automata in
+    /// `walks` that the form was not walked by added first.
+    fn form_hits(&mut self, id: u32, form: u32, prefilters: &Prefilters, walks: Walks) -> u32 {
         let f = &mut self.forms[id as usize][form as usize];
-        if full && !f.full {
-            f.full = true;
+        let missing = walks & !f.walked;
+        if missing != 0 {
+            f.walked |= missing;
             let bytes = &self.form_bytes[f.start as usize..(f.start + f.len) as usize];
             let at = f.hits as usize;
-            prefilters.add_automaton_hits(bytes, &mut self.hits[at..at + prefilters.words()]);
+            let hits = &mut self.hits[at..at + prefilters.words()];
+            prefilters.add_automaton_hits(bytes, hits, missing);
         }
         f.hits
     }
@@ -230,7 +232,7 @@ fn slot_in(by_id: &mut Vec<SmallVec<[(u32, Slot); 4]>>, id: u32, chain: u32) -> 
     &mut list[index].1
 }
 
-/// Which form of value `id` `value` is, scanned when new (with the automaton when `full`):
+/// Which form of value `id` `value` is, scanned when new (walked by the automata in `walks`):
 /// chains that give the value the same bytes (ignoring case, as the literals do) share
 /// one scan.
 fn scan_form(
@@ -240,7 +242,7 @@ fn scan_form(
     id: u32,
     value: &[u8],
     prefilters: &Prefilters,
-    full: bool,
+    walks: Walks,
 ) -> u32 {
     let index = id as usize;
     if index >= forms.len() {
@@ -253,8 +255,8 @@ fn scan_form(
         return form as u32;
     }
     let at = prefilters.scan_bytes_into(value, hits);
-    if full {
-        prefilters.add_automaton_hits(value, &mut hits[at as usize..]);
+    if walks != 0 {
+        prefilters.add_automaton_hits(value, &mut hits[at as usize..], walks);
     }
     let start = form_bytes.len() as u32;
     form_bytes.extend_from_slice(value);
@@ -262,7 +264,7 @@ fn scan_form(
         start,
         len: value.len() as u32,
         hits: at,
-        full,
+        walked: walks,
     });
     (forms[index].len() - 1) as u32
 }
@@ -314,7 +316,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             },
             cache: Cache::new(),
             unions: Unions {
-                full: vec![false; unions.len()],
+                walked: vec![0; unions.len()],
                 by_id: unions,
                 hits: Vec::new(),
                 classes: collection_classes,
@@ -660,8 +662,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     let prefilters = &self.rules.prefilters;
                     let own = match (link.prefilter_slot, item.cache_id) {
                         (Some(slot), Some(id)) => {
-                            let full = prefilters.needs_automaton(slot);
-                            let at = self.cache.own_hits(id, &item.value, prefilters, full);
+                            let walks = prefilters.walks_for(slot);
+                            let at = self.cache.own_hits(id, &item.value, prefilters, walks);
                             let case_only =
                                 self.cache.classes(id, &item.value) & link.changes_beyond_case == 0;
                             Some((
@@ -695,10 +697,10 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 }
                 let prefilters = &self.rules.prefilters;
                 if let Some(slot) = link.prefilter_slot {
-                    let full = prefilters.needs_automaton(slot);
+                    let walks = prefilters.walks_for(slot);
                     let known = item
                         .cache_id
-                        .map(|id| self.cache.hits(id, &item.value, link, prefilters, full));
+                        .map(|id| self.cache.hits(id, &item.value, link, prefilters, walks));
                     let possible = match known {
                         Some(Some(at)) => prefilter::has(&self.cache.hits[at as usize..], slot),
                         Some(None) => true,
@@ -830,9 +832,9 @@ struct Unions {
     /// [`UNION_UNKNOWN`] until computed, [`UNION_NONE`] when the collection cannot be
     /// prefiltered.
     by_id: Vec<u32>,
-    /// Per union: whether it holds the automaton's hits (else only the one-byte
-    /// literals', which answer the slots that need nothing more).
-    full: Vec<bool>,
+    /// Per union: which automata's hits it holds (besides the one-byte literals', which
+    /// answer the slots that need nothing more).
+    walked: Vec<Walks>,
     hits: Vec<u64>,
     /// Per collection (`own`): the byte classes of all its values together (0: not
     /// known yet; [`NOT_DATA`]: some value is not request data).
@@ -886,9 +888,9 @@ impl Unions {
         ) else {
             return true;
         };
-        let full = rules.prefilters.needs_automaton(slot);
         let known = self.by_id[index];
-        if known == UNION_UNKNOWN || (full && !self.full[index] && known != UNION_NONE) {
+        let walks = rules.prefilters.walks_for(slot) | self.walked[index];
+        if known == UNION_UNKNOWN || (walks != self.walked[index] && known != UNION_NONE) {
             self.by_id[index] = collection_hits(
                 cache,
                 &mut self.hits,
@@ -896,10 +898,10 @@ impl Unions {
                 &rules.prefilters,
                 link,
                 collection,
-                full,
+                walks,
             )
             .unwrap_or(UNION_NONE);
-            self.full[index] = full;
+            self.walked[index] = walks;
         }
         let at = self.by_id[index];
         at == UNION_NONE || prefilter::has(&self.hits[at as usize..], slot)
@@ -934,7 +936,7 @@ impl Unions {
                         let at = self.by_id[i];
                         at != UNION_UNKNOWN
                             && at != UNION_NONE
-                            && (self.full[i] || !rules.prefilters.needs_automaton(gate.slot))
+                            && rules.prefilters.walks_for(gate.slot) & !self.walked[i] == 0
                             && !prefilter::has(&self.hits[at as usize..], gate.slot)
                     })
                 }
@@ -985,7 +987,7 @@ fn collection_classes(cache: &mut Cache, view: &View, collection: Collection) ->
 }
 
 /// The union of the prefilter hits of every value in `collection` under `link`'s chain,
-/// appended to `arena` (with the automaton's when `full`); None when some value cannot
+/// appended to `arena` (with the hits of the automata in `walks`); None when some value cannot
 /// be known in advance (then every rule runs).
 fn collection_hits(
     cache: &mut Cache,
@@ -994,12 +996,12 @@ fn collection_hits(
     prefilters: &Prefilters,
     link: &Link,
     collection: Collection,
-    full: bool,
+    walks: Walks,
 ) -> Option<u32> {
     let mut ids = std::mem::take(&mut cache.ids);
     ids.clear();
     let union = if view.data.value_ids(collection, &mut ids) {
-        union_of(cache, &ids, arena, view.data, prefilters, link, full)
+        union_of(cache, &ids, arena, view.data, prefilters, link, walks)
     } else {
         None
     };
@@ -1015,12 +1017,12 @@ fn union_of(
     data: &Data,
     prefilters: &Prefilters,
     link: &Link,
-    full: bool,
+    walks: Walks,
 ) -> Option<u32> {
     let start = arena.len();
     arena.resize(start + prefilters.words(), 0);
     for id in ids {
-        let at = cache.hits(*id, data.get(*id), link, prefilters, full)? as usize;
+        let at = cache.hits(*id, data.get(*id), link, prefilters, walks)? as usize;
         for (u, h) in arena[start..].iter_mut().zip(&cache.hits[at..]) {
             *u |= h;
         }

@@ -11,6 +11,7 @@ use aho_corasick::nfa::contiguous::NFA;
 use aho_corasick::{Anchored, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind};
+use std::collections::BTreeMap;
 
 /// A finite set of literals (lower-cased) one of which every match of `pattern` holds:
 /// what matches start or end with, or what a required inner part starts with, whichever
@@ -125,27 +126,28 @@ pub fn minimal(literals: &[Vec<u8>]) -> Vec<Vec<u8>> {
     out
 }
 
-/// All prefilters of a rule set: one automaton over every slot's literals. A value is scanned once per distinct transformed form,
-/// whatever the chains that produce it; a scan may set the bits of slots of other chains,
-/// which nobody reads for this form.
+/// All prefilters of a rule set: per group of slots (rules that run on the request, and
+/// the response's), one automaton over its slots' literals. A value is scanned once per
+/// distinct transformed form, whatever the chains that produce it, and by a group's
+/// automaton only once a slot of that group asks: the request never walks the response
+/// rules' thousands of error-message literals. A scan may set the bits of slots of other
+/// chains, which nobody reads for this form.
 ///
-/// The automaton is the crate's contiguous NFA, not its DFA: over CRS's 40,000 literals
+/// The automata are the crate's contiguous NFA, not its DFA: over CRS's 40,000 literals
 /// the DFA took 137 MB (and 160 MB before [`minimal`]) for a few percent less time per
 /// scanned byte; the NFA takes 5 MB.
 #[derive(Debug, Default)]
 pub struct Prefilters {
-    automaton: Option<NFA>,
-    /// One-byte literals (up to 64) are not in the automaton (they would make a match
+    automata: Vec<GroupAutomaton>,
+    /// Per slot, the bit of the automaton its literals need ([`Walks`]; 0 when all are
+    /// one byte long).
+    walks: Vec<Walks>,
+    /// One-byte literals (up to 64) are not in the automata (they would make a match
     /// state of nearly every byte): per byte, the bit of its literal (either case) ...
     byte_bits: Box<ByteBits>,
     /// ... and per bit, the literal's slots' (start, len) in `slot_bits`.
     byte_runs: Vec<(u32, u32)>,
-    /// Per pattern (a distinct literal): its slots, as (word, bits) runs in `slot_bits`.
-    pattern_slots: Vec<(u32, u32)>,
     slot_bits: Vec<(u32, u64)>,
-    /// Slots whose literals are all one byte (921140's `[\n\r]`): a value's set of
-    /// bytes answers them, without the automaton.
-    bytes_only: Vec<u64>,
     /// Per slot, the bytes of its literals (either case) and the shortest literal's
     /// length: a value holding one of the literals has a run of that many such bytes.
     runs: Vec<([u64; 4], u32)>,
@@ -153,6 +155,17 @@ pub struct Prefilters {
     chains: Vec<bool>,
     /// Number of slots (rule links with a prefilter).
     pub slots: u32,
+}
+
+/// Which automata a scan walks (or has walked): bit `g` for group `g`.
+pub type Walks = u8;
+
+/// The literals of one group of slots longer than a byte.
+#[derive(Debug)]
+struct GroupAutomaton {
+    nfa: NFA,
+    /// Per pattern (a distinct literal): its slots, as (word, bits) runs in `slot_bits`.
+    pattern_slots: Vec<(u32, u32)>,
 }
 
 /// Per byte value, a bit set.
@@ -169,18 +182,50 @@ impl Default for ByteBits {
 pub type Hits = Box<[u64]>;
 
 impl Prefilters {
-    /// `entries`: (chain id, literals) per slot, slot = index.
+    /// `entries`: (chain id, literals) per slot, slot = index; one group.
     pub fn build(chains: usize, entries: &[(u32, Vec<Vec<u8>>)]) -> Prefilters {
+        Prefilters::build_grouped(chains, entries, &[])
+    }
+
+    /// As [`Prefilters::build`], slot `i`'s literals in the automaton of group
+    /// `groups[i]` (0 when missing; at most 8 groups).
+    pub fn build_grouped(
+        chains: usize,
+        entries: &[(u32, Vec<Vec<u8>>)],
+        groups: &[u8],
+    ) -> Prefilters {
         let mut with_slots = vec![false; chains];
-        // One pattern per distinct literal, however many slots want it (CRS's phrase
-        // files and common literals recur across rules): a match sets all its slots'
-        // bits a word at a time.
-        let mut slots_of: std::collections::BTreeMap<Vec<u8>, Vec<u32>> = Default::default();
-        let mut bytes_only = vec![0u64; entries.len().div_ceil(64)];
+        let entries: Vec<(u32, Vec<Vec<u8>>)> = entries
+            .iter()
+            .map(|(chain, literals)| (*chain, minimal(literals)))
+            .collect();
+        // One-byte literals get a bit each (up to 64; any others go to the automata).
+        let mut byte_bits = Box::<ByteBits>::default();
+        let mut byte_literals: Vec<u8> = entries
+            .iter()
+            .flat_map(|(_, literals)| literals)
+            .filter_map(|l| match l.as_slice() {
+                [b] => Some(b.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
+        byte_literals.sort_unstable();
+        byte_literals.dedup();
+        byte_literals.truncate(64);
+        for (bit, byte) in byte_literals.iter().enumerate() {
+            for b in [*byte, byte.to_ascii_uppercase()] {
+                byte_bits.0[usize::from(b)] = 1 << bit;
+            }
+        }
+        let mut byte_slots: Vec<Vec<u32>> = vec![Vec::new(); byte_literals.len()];
+        // Per group, one pattern per distinct literal, however many slots want it (CRS's
+        // phrase files and common literals recur across rules): a match sets all its
+        // slots' bits a word at a time.
+        let mut slots_of: Vec<BTreeMap<Vec<u8>, Vec<u32>>> = Vec::new();
+        let mut walks = vec![0; entries.len()];
         let mut runs = Vec::with_capacity(entries.len());
-        for (slot, (chain, literals)) in entries.iter().enumerate() {
-            with_slots[*chain as usize] = true;
-            let literals = minimal(literals);
+        for (slot, (chain, literals)) in entries.into_iter().enumerate() {
+            with_slots[chain as usize] = true;
             let mut bytes = [0u64; 4];
             for b in literals.iter().flatten() {
                 for b in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
@@ -189,66 +234,58 @@ impl Prefilters {
             }
             let shortest = literals.iter().map(Vec::len).min().unwrap_or(0);
             runs.push((bytes, shortest as u32));
-            if literals.iter().all(|l| l.len() == 1) {
-                bytes_only[slot / 64] |= 1 << (slot % 64);
+            let group = usize::from(groups.get(slot).copied().unwrap_or(0).min(7));
+            if slots_of.len() <= group {
+                slots_of.resize_with(group + 1, Default::default);
             }
             // Lower-cased (phrase lists keep their case): the scan ignores ASCII case, and
             // a one-byte literal is found by its byte in either case.
             for lit in literals {
-                slots_of
-                    .entry(lit.to_ascii_lowercase())
-                    .or_default()
-                    .push(slot as u32);
+                let lit = lit.to_ascii_lowercase();
+                if let [b] = lit.as_slice() {
+                    if let Ok(bit) = byte_literals.binary_search(b) {
+                        byte_slots[bit].push(slot as u32);
+                        continue;
+                    }
+                }
+                walks[slot] = 1 << group;
+                slots_of[group].entry(lit).or_default().push(slot as u32);
             }
         }
-        let mut pats = Vec::with_capacity(slots_of.len());
-        let mut pattern_slots = Vec::with_capacity(slots_of.len());
         let mut slot_bits: Vec<(u32, u64)> = Vec::new();
-        let mut byte_bits = Box::<ByteBits>::default();
-        let mut byte_runs = Vec::new();
-        for (lit, mut slots) in slots_of {
-            slots.sort_unstable();
-            slots.dedup();
-            let start = slot_bits.len() as u32;
-            for slot in slots {
-                let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-                let own = slot_bits.len() as u32 > start;
-                match slot_bits.last_mut() {
-                    Some((w, bits)) if own && *w == word => *bits |= bit,
-                    _ => slot_bits.push((word, bit)),
-                }
+        let byte_runs = byte_slots
+            .into_iter()
+            .map(|slots| push_run(&mut slot_bits, slots))
+            .collect();
+        let mut automata = Vec::with_capacity(slots_of.len());
+        for group in slots_of {
+            let mut pattern_slots = Vec::with_capacity(group.len());
+            let mut pats = Vec::with_capacity(group.len());
+            for (lit, slots) in group {
+                pattern_slots.push(push_run(&mut slot_bits, slots));
+                pats.push(lit);
             }
-            let run = (start, slot_bits.len() as u32 - start);
-            if let ([b], true) = (lit.as_slice(), byte_runs.len() < 64) {
-                for b in [*b, b.to_ascii_uppercase()] {
-                    byte_bits.0[usize::from(b)] = 1 << byte_runs.len();
-                }
-                byte_runs.push(run);
-                continue;
+            let nfa = NFA::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(&pats);
+            match nfa {
+                Ok(nfa) => automata.push(GroupAutomaton { nfa, pattern_slots }),
+                // Too large for the crate: no prefilter at all (every rule runs).
+                Err(_) => return Prefilters::default(),
             }
-            pattern_slots.push(run);
-            pats.push(lit);
         }
-        let automaton = NFA::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .prefilter(false)
-            .build(&pats)
-            .ok();
+        let walks_len = walks.len() as u32;
         Prefilters {
             runs,
-            bytes_only,
+            walks,
             byte_bits,
             byte_runs,
-            chains: if automaton.is_some() {
-                with_slots
-            } else {
-                vec![false; chains]
-            },
-            automaton,
-            pattern_slots,
+            chains: with_slots,
+            automata,
             slot_bits,
-            slots: entries.len() as u32,
+            slots: walks_len,
         }
     }
 
@@ -293,23 +330,23 @@ impl Prefilters {
         false
     }
 
-    /// Whether `slot` needs the automaton's part of a scan (some literal is longer than
-    /// one byte); the other slots are answered by [`Prefilters::scan_bytes_into`] alone.
-    pub fn needs_automaton(&self, slot: u32) -> bool {
-        !has(&self.bytes_only, slot)
+    /// The automaton `slot` needs walked (none when all its literals are one byte: the
+    /// byte pass of [`Prefilters::scan_bytes_into`] answers it alone).
+    pub fn walks_for(&self, slot: u32) -> Walks {
+        self.walks.get(slot as usize).copied().unwrap_or(0)
     }
 
     /// Appends the hits of `value` to `arena` (no allocation per scan once the arena has
-    /// grown); returns where they start.
+    /// grown), with every automaton's; returns where they start.
     pub fn scan_into(&self, value: &[u8], arena: &mut Vec<u64>) -> u32 {
         let at = self.scan_bytes_into(value, arena);
-        self.add_automaton_hits(value, &mut arena[at as usize..]);
+        self.add_automaton_hits(value, &mut arena[at as usize..], Walks::MAX);
         at
     }
 
     /// Appends the hits of `value`'s one-byte literals to `arena`: exact for the slots
-    /// that do not [need the automaton](Prefilters::needs_automaton), a part of the
-    /// others' until [`Prefilters::add_automaton_hits`] adds the rest.
+    /// that [walk](Prefilters::walks_for) no automaton, a part of the others' until
+    /// [`Prefilters::add_automaton_hits`] adds the rest.
     pub fn scan_bytes_into(&self, value: &[u8], arena: &mut Vec<u64>) -> u32 {
         let start = arena.len();
         arena.resize(start + self.words(), 0);
@@ -325,11 +362,18 @@ impl Prefilters {
         start as u32
     }
 
-    /// Adds the hits of `value`'s longer literals (the automaton's) to `hits`.
-    pub fn add_automaton_hits(&self, value: &[u8], hits: &mut [u64]) {
-        let Some(nfa) = &self.automaton else {
-            return;
-        };
+    /// Adds to `hits` the hits of `value`'s longer literals, from the automata `walks`
+    /// names.
+    pub fn add_automaton_hits(&self, value: &[u8], hits: &mut [u64], walks: Walks) {
+        for (group, automaton) in self.automata.iter().enumerate() {
+            if walks & (1 << group) != 0 {
+                self.walk(automaton, value, hits);
+            }
+        }
+    }
+
+    fn walk(&self, automaton: &GroupAutomaton, value: &[u8], hits: &mut [u64]) {
+        let nfa = &automaton.nfa;
         let Ok(mut sid) = nfa.start_state(Anchored::No) else {
             return;
         };
@@ -340,7 +384,7 @@ impl Prefilters {
             if nfa.is_special(sid) && nfa.is_match(sid) {
                 for i in 0..nfa.match_len(sid) {
                     let pattern = nfa.match_pattern(sid, i).as_usize();
-                    self.set_slots(hits, self.pattern_slots[pattern]);
+                    self.set_slots(hits, automaton.pattern_slots[pattern]);
                 }
             }
         }
@@ -351,6 +395,23 @@ impl Prefilters {
             hits[*word as usize] |= bits;
         }
     }
+}
+
+/// Appends the bits of `slots` to `slot_bits` as (word, bits) runs; returns the run's
+/// (start, len).
+fn push_run(slot_bits: &mut Vec<(u32, u64)>, mut slots: Vec<u32>) -> (u32, u32) {
+    slots.sort_unstable();
+    slots.dedup();
+    let start = slot_bits.len() as u32;
+    for slot in slots {
+        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+        let own = slot_bits.len() as u32 > start;
+        match slot_bits.last_mut() {
+            Some((w, bits)) if own && *w == word => *bits |= bit,
+            _ => slot_bits.push((word, bit)),
+        }
+    }
+    (start, slot_bits.len() as u32 - start)
 }
 
 pub fn has(hits: &[u64], slot: u32) -> bool {
@@ -445,13 +506,13 @@ mod tests {
                 (0, vec![b"select".to_vec(), b";".to_vec()]),
             ],
         );
-        assert!(!p.needs_automaton(0));
-        assert!(p.needs_automaton(1));
+        assert_eq!(p.walks_for(0), 0);
+        assert_eq!(p.walks_for(1), 1);
         let mut arena = Vec::new();
         let at = p.scan_bytes_into(b"a\nSELECT", &mut arena) as usize;
         assert!(has(&arena[at..], 0));
         assert!(!has(&arena[at..], 1), "the word needs the automaton");
-        p.add_automaton_hits(b"a\nSELECT", &mut arena[at..]);
+        p.add_automaton_hits(b"a\nSELECT", &mut arena[at..], 1);
         assert!(has(&arena[at..], 0) && has(&arena[at..], 1));
         let at = p.scan_bytes_into(b"a;b", &mut arena) as usize;
         assert!(!has(&arena[at..], 0) && has(&arena[at..], 1));
@@ -496,5 +557,46 @@ mod tests {
             let hits = p.scan(0, value).expect("chain has a prefilter");
             assert!(has(&hits, 0) && has(&hits, 1));
         }
+    }
+
+    #[test]
+    fn a_group_s_automaton_is_walked_only_for_its_slots() {
+        let p = Prefilters::build_grouped(
+            1,
+            &[
+                (0, vec![b"select".to_vec()]),
+                (0, vec![b"warning".to_vec(), b";".to_vec()]),
+            ],
+            &[0, 1],
+        );
+        assert_eq!([p.walks_for(0), p.walks_for(1)], [1, 2]);
+        let value = b"select; warning";
+        let mut arena = Vec::new();
+        let at = p.scan_bytes_into(value, &mut arena) as usize;
+        p.add_automaton_hits(value, &mut arena[at..], 1);
+        assert!(has(&arena[at..], 0));
+        // Slot 1's `;` is the byte pass's; its word is not in group 0's automaton.
+        let at = p.scan_bytes_into(b"warning", &mut arena) as usize;
+        p.add_automaton_hits(b"warning", &mut arena[at..], 1);
+        assert!(!has(&arena[at..], 1));
+        p.add_automaton_hits(b"warning", &mut arena[at..], 2);
+        assert!(has(&arena[at..], 1));
+        let hits = p.scan(0, b"WARNING").expect("chain has a prefilter");
+        assert!(
+            has(&hits, 1) && !has(&hits, 0),
+            "a whole scan walks every group"
+        );
+    }
+
+    #[test]
+    fn one_byte_literals_past_the_64_bits_go_to_the_automaton() {
+        let bytes: Vec<Vec<u8>> = (0u8..100).map(|b| vec![b]).collect();
+        let p = Prefilters::build(1, &[(0, bytes)]);
+        assert_eq!(p.walks_for(0), 1);
+        for b in [0u8, 63, 64, 99] {
+            let hits = p.scan(0, &[b]).expect("chain has a prefilter");
+            assert!(has(&hits, 0), "byte {b}");
+        }
+        assert!(!has(&p.scan(0, b"\xff").expect("scanned"), 0));
     }
 }

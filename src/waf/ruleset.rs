@@ -624,6 +624,7 @@ impl Builder {
         let initial_tx = super::folding::fold(&self.rules, &mut phases);
         let reachable = super::folding::reachable(&self.rules, &phases);
         let mut entries = Vec::new();
+        let mut groups = Vec::new();
         let mut chain_unions: HashMap<(Collection, u32), u32> = HashMap::new();
         let mut collection_unions: HashMap<Collection, u32> = HashMap::new();
         for (rule, reachable) in self.rules.iter_mut().zip(reachable) {
@@ -649,6 +650,9 @@ impl Builder {
                 if let Some(literals) = literals {
                     link.prefilter_slot = Some(entries.len() as u32);
                     entries.push((link.transform_chain, literals));
+                    // Request rules' literals apart from the response's: the request's
+                    // values never walk the response rules' error-message lists.
+                    groups.push(u8::from(rule.phase > 2));
                     let chain = link.transform_chain;
                     let mut ids_of = |c: Collection| {
                         let next = chain_unions.len() as u32;
@@ -673,7 +677,7 @@ impl Builder {
                 }
             }
         }
-        let prefilters = Prefilters::build(self.chain_list.len(), &entries);
+        let prefilters = Prefilters::build_grouped(self.chain_list.len(), &entries, &groups);
         let mut gate_quicks = Vec::new();
         let gates = self
             .rules
