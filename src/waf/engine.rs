@@ -11,8 +11,7 @@
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
 use super::operators::atoi;
 use super::prefilter::{self, Prefilters, Walks};
-use super::ruleset::{Gate, Link, Quick, Rule, RuleSet, Step, UnionIds};
-use super::targets::Collection;
+use super::ruleset::{Gate, Link, Quick, Rule, RuleSet, Source, Step, UnionIds};
 use super::targets::Target;
 use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
 use super::transforms;
@@ -305,8 +304,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         let data = Data::from_head(head, rules.settings.argument_separator);
         let body_processor = data.header("content-type").and_then(processor_for);
         let mode = rules.settings.mode;
-        let unions = vec![UNION_UNKNOWN; (rules.chain_unions + rules.collection_unions) as usize];
-        let collection_classes = vec![0; rules.collection_unions as usize];
+        let unions = vec![UNION_UNKNOWN; rules.chain_unions as usize + rules.sources.len()];
+        let collection_classes = vec![0; rules.sources.len()];
         Transaction {
             rules,
             data,
@@ -856,7 +855,7 @@ impl Unions {
         has_xml: bool,
     ) -> bool {
         match quick {
-            Quick::Union(ids, c) => self.may_match(cache, rules, link, *ids, slot, view, *c),
+            Quick::Union(ids) => self.may_match(cache, rules, link, *ids, slot, view),
             Quick::Xml => has_xml,
             Quick::Count | Quick::Selected => true,
         }
@@ -873,11 +872,11 @@ impl Unions {
         ids: UnionIds,
         slot: u32,
         view: &View,
-        collection: Collection,
     ) -> bool {
         let own = ids.own as usize;
+        let source = &rules.sources[own];
         if self.classes[own] == 0 {
-            self.classes[own] = collection_classes(cache, view, collection);
+            self.classes[own] = collection_classes(cache, view, source);
         }
         let Some(index) = union_index(
             self.classes[own],
@@ -897,7 +896,7 @@ impl Unions {
                 view,
                 &rules.prefilters,
                 link,
-                collection,
+                source,
                 walks,
             )
             .unwrap_or(UNION_NONE);
@@ -919,7 +918,7 @@ impl Unions {
             .all(|q| match q {
                 Quick::Xml => !has_xml,
                 Quick::Count | Quick::Selected => false,
-                Quick::Union(ids, _) => {
+                Quick::Union(ids) => {
                     let classes = self.classes[ids.own as usize];
                     let index = (classes != 0)
                         .then(|| {
@@ -970,13 +969,13 @@ const UNION_NONE: u32 = u32::MAX - 1;
 /// always hold [`transforms::class::ANY`]).
 const NOT_DATA: u32 = 1;
 
-/// The byte classes of every value in `collection` together; [`NOT_DATA`] when some
-/// value is not request data.
-fn collection_classes(cache: &mut Cache, view: &View, collection: Collection) -> u32 {
+/// The byte classes of every value of `source` together; [`NOT_DATA`] when some value is
+/// not request data.
+fn collection_classes(cache: &mut Cache, view: &View, (collection, key): &Source) -> u32 {
     let mut ids = std::mem::take(&mut cache.ids);
     ids.clear();
     let mut classes = NOT_DATA;
-    if view.data.value_ids(collection, &mut ids) {
+    if view.data.value_ids(*collection, key.as_deref(), &mut ids) {
         classes = transforms::class::ANY;
         for id in &ids {
             classes |= cache.classes(*id, view.data.get(*id));
@@ -986,7 +985,7 @@ fn collection_classes(cache: &mut Cache, view: &View, collection: Collection) ->
     classes
 }
 
-/// The union of the prefilter hits of every value in `collection` under `link`'s chain,
+/// The union of the prefilter hits of every value of `source` under `link`'s chain,
 /// appended to `arena` (with the hits of the automata in `walks`); None when some value cannot
 /// be known in advance (then every rule runs).
 fn collection_hits(
@@ -995,12 +994,12 @@ fn collection_hits(
     view: &View,
     prefilters: &Prefilters,
     link: &Link,
-    collection: Collection,
+    (collection, key): &Source,
     walks: Walks,
 ) -> Option<u32> {
     let mut ids = std::mem::take(&mut cache.ids);
     ids.clear();
-    let union = if view.data.value_ids(collection, &mut ids) {
+    let union = if view.data.value_ids(*collection, key.as_deref(), &mut ids) {
         union_of(cache, &ids, arena, view.data, prefilters, link, walks)
     } else {
         None

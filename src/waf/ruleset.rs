@@ -9,6 +9,7 @@ use super::operators::Operator;
 use super::prefilter::{required_literals, Prefilters};
 use super::seclang::Directive;
 use super::targets::{parse_targets, Collection, Selector, Target};
+use super::transaction::Data;
 use super::transforms::Transform;
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -66,22 +67,26 @@ pub struct Gate {
 /// One target's part of [`Link::quick`].
 #[derive(Debug, Clone, Copy)]
 pub enum Quick {
-    /// Its values are in the collection, whatever the selector: the union of the
-    /// collection's hits under the link's chain (or own bytes) covers them.
-    Union(UnionIds, Collection),
+    /// Its values are in a [`Source`] (the collection whatever the selector, or the
+    /// values of one key, as `REQUEST_HEADERS:User-Agent`): the union of the source's
+    /// hits under the link's chain (or own bytes) covers them.
+    Union(UnionIds),
     /// `XML:...`: yields nothing unless the body was parsed as XML.
     Xml,
-    /// One key (`REQUEST_HEADERS:User-Agent`): its few values are checked by their own
-    /// hits, not by a union that scans the whole collection (the key is often absent).
+    /// One key of a collection that is not request data (`TX:x`): never skipped.
     Selected,
     /// A count (`&ARGS`): a number made here, not a value; never skipped.
     Count,
 }
 
+/// Where a union's values come from: a whole collection, or the values of one key (lower
+/// case) of a keyed collection (headers, arguments, cookies...).
+pub type Source = (Collection, Option<Box<str>>);
+
 /// Dense indices, fixed when the rule set is built, of what a transaction learns about
-/// whole collections: the union of hits of (collection, chain), that of the
-/// collection's own bytes, and the collection's byte classes (one per collection, so
-/// `own` indexes both).
+/// [`Source`]s: the union of hits of (source, chain), that of the source's own bytes,
+/// and the source's byte classes (one per source, so `own` indexes both, and
+/// [`RuleSet::sources`]).
 #[derive(Debug, Clone, Copy)]
 pub struct UnionIds {
     pub chain: u32,
@@ -201,9 +206,9 @@ pub struct RuleSet {
     pub defaults: [DefaultAction; 6],
     pub chains: Vec<Vec<Transform>>,
     pub prefilters: Prefilters,
-    /// How many (collection, chain) unions and how many collections [`UnionIds`] name.
+    /// How many (source, chain) unions [`UnionIds`] name, and the sources (by `own`).
     pub chain_unions: u32,
-    pub collection_unions: u32,
+    pub sources: Vec<Source>,
     pub settings: EngineSettings,
     pub report: LoadReport,
     /// TX after the initialisation rules folded at load ([`super::folding`]).
@@ -625,8 +630,8 @@ impl Builder {
         let reachable = super::folding::reachable(&self.rules, &phases);
         let mut entries = Vec::new();
         let mut groups = Vec::new();
-        let mut chain_unions: HashMap<(Collection, u32), u32> = HashMap::new();
-        let mut collection_unions: HashMap<Collection, u32> = HashMap::new();
+        let mut chain_unions: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut sources: Vec<Source> = Vec::new();
         for (rule, reachable) in self.rules.iter_mut().zip(reachable) {
             // A rule no request reaches (above the paranoia level, removed) needs no
             // prefilter: its literals would only make every scan slower.
@@ -654,15 +659,21 @@ impl Builder {
                     // values never walk the response rules' error-message lists.
                     groups.push(u8::from(rule.phase > 2));
                     let chain = link.transform_chain;
-                    let mut ids_of = |c: Collection| {
+                    let mut ids_of = |source: Source| {
+                        let own = match sources.iter().position(|s| *s == source) {
+                            Some(own) => own as u32,
+                            None => {
+                                sources.push(source);
+                                sources.len() as u32 - 1
+                            }
+                        };
                         let next = chain_unions.len() as u32;
-                        let chain = *chain_unions.entry((c, chain)).or_insert(next);
-                        let next = collection_unions.len() as u32;
-                        let own = *collection_unions.entry(c).or_insert(next);
+                        let chain = *chain_unions.entry((own, chain)).or_insert(next);
                         UnionIds { chain, own }
                     };
-                    // Any selector picks values of its collection: the collection's union
-                    // answers for it.
+                    // One key of a keyed collection: the union of that key's values (an
+                    // absent header has none); any other selector picks values of its
+                    // collection: the collection's union answers for it.
                     link.quick = link
                         .targets
                         .iter()
@@ -670,8 +681,13 @@ impl Builder {
                         .map(|t| match t.collection {
                             _ if t.count => Quick::Count,
                             Collection::Xml => Quick::Xml,
-                            _ if matches!(t.selector, Selector::Key(_)) => Quick::Selected,
-                            c => Quick::Union(ids_of(c), c),
+                            c => match &t.selector {
+                                Selector::Key(k) if Data::is_keyed(c) => {
+                                    Quick::Union(ids_of((c, Some(k.to_ascii_lowercase().into()))))
+                                }
+                                Selector::Key(_) => Quick::Selected,
+                                _ => Quick::Union(ids_of((c, None))),
+                            },
                         })
                         .collect();
                 }
@@ -702,7 +718,7 @@ impl Builder {
             rules: self.rules,
             prefilters,
             chain_unions: chain_unions.len() as u32,
-            collection_unions: collection_unions.len() as u32,
+            sources,
             phases,
             defaults: self.defaults,
             chains: self.chain_list,

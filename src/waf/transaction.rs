@@ -131,15 +131,26 @@ impl Data {
         })
     }
 
+    /// Whether `c` is a collection of keyed entries ([`Data::keyed`]).
+    pub fn is_keyed(c: Collection) -> bool {
+        Data::default().keyed(c).is_some()
+    }
+
     /// The ids of every value of the whole collection `c` (as [`View::collect`] yields
-    /// them with no selector), appended to `out`; false when some value is not request
-    /// data kept here (TX, counts, matched variables...), which has no id.
-    pub fn value_ids(&self, c: Collection, out: &mut Vec<u32>) -> bool {
+    /// them with no selector), or with `key` those of its entries under that key (any
+    /// case; keyed collections only), appended to `out`; false when some value is not
+    /// request data kept here (TX, counts, matched variables...), which has no id.
+    pub fn value_ids(&self, c: Collection, key: Option<&str>, out: &mut Vec<u32>) -> bool {
         use Collection::*;
         if let Some((lists, names)) = self.keyed(c) {
             let ids = lists.iter().flat_map(|l| l.iter());
+            let ids = ids
+                .filter(|e| key.is_none_or(|k| self.get(e.key).eq_ignore_ascii_case(k.as_bytes())));
             out.extend(ids.map(|e| if names { e.key } else { e.value }));
             return true;
+        }
+        if key.is_some() {
+            return false;
         }
         match c {
             Tx

@@ -228,3 +228,22 @@ SecRule ARGS "@rx eval\(" "id:1,phase:2,pass,multiMatch,t:none,t:base64Decode"
     assert_eq!(run(rules, "/?a=eval(1)", &[]).0, vec![1]);
     assert!(run(rules, "/?a=shoes&b=c2hvZXM=", &[]).0.is_empty());
 }
+
+#[test]
+fn a_selected_key_is_judged_by_its_own_values_whatever_the_other_keys_hold() {
+    // The gate of each rule knows the literals of the selected header's values only
+    // (any case of its name); another header holding them proves nothing.
+    let rules = r#"
+SecRule REQUEST_HEADERS:User-Agent "@rx sqlmap/\d" "id:1,phase:1,pass"
+SecRule REQUEST_HEADERS:Referer|ARGS:q "@rx sqlmap/\d" "id:2,phase:2,pass,t:lowercase"
+"#;
+    let ua = |v| ("USER-agent", v);
+    assert_eq!(run(rules, "/", &[ua("sqlmap/1.7")]).0, vec![1]);
+    assert!(run(rules, "/", &[ua("curl/8"), ("x-note", "sqlmap/1.7")])
+        .0
+        .is_empty());
+    assert!(run(rules, "/", &[("x-note", "sqlmap/1.7")]).0.is_empty());
+    assert_eq!(run(rules, "/", &[("referer", "SQLMAP/2")]).0, vec![2]);
+    assert_eq!(run(rules, "/?q=sqlmap/3&p=1", &[ua("curl/8")]).0, vec![2]);
+    assert!(run(rules, "/?p=sqlmap/3", &[ua("curl/8")]).0.is_empty());
+}
