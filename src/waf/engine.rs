@@ -13,7 +13,9 @@ use super::operators::atoi;
 use super::prefilter::{self, Prefilters, Walks};
 use super::ruleset::{Gate, Link, Quick, Rule, RuleSet, Source, Step, UnionIds};
 use super::targets::Target;
-use super::transaction::{Data, Item, Items, RequestHead, ResponseHead, Vars, View};
+use super::transaction::{
+    Data, Item, Items, RequestHead, RequestHeadRef, ResponseHead, Vars, View,
+};
 use super::transforms;
 use super::tx;
 use smallvec::SmallVec;
@@ -301,6 +303,11 @@ struct Match {
 
 impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     pub fn new(rules: R, head: RequestHead) -> Transaction<R> {
+        Transaction::of_head(rules, &head.borrowed())
+    }
+
+    /// As [`Transaction::new`], with the head borrowed from where it is.
+    pub fn of_head(rules: R, head: &RequestHeadRef) -> Transaction<R> {
         let data = Data::from_head(head, rules.settings.argument_separator);
         let body_processor = data.header("content-type").and_then(processor_for);
         let mode = rules.settings.mode;

@@ -7,7 +7,7 @@
 use super::engine::{Fired, Transaction};
 use super::profile::WafProfile;
 use super::response_guard::ResponseWatch;
-use super::transaction::RequestHead;
+use super::transaction::RequestHeadRef;
 use crate::config::waf::{OverLimit, WafMode};
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -85,22 +85,26 @@ impl Decision {
     }
 }
 
-/// The engine's view of a request head.
-pub fn request_head(req: &RequestHeader, client: Option<IpAddr>, unique_id: &str) -> RequestHead {
-    let protocol = protocol_name(req.version);
-    RequestHead {
-        method: req.method.as_str().to_string(),
-        uri: req.raw_path().to_vec(),
-        protocol: protocol.to_string(),
+/// The engine's view of a request head, borrowed from Pingora's (`remote_addr` is the
+/// client address written out).
+pub fn request_head<'a>(
+    req: &'a RequestHeader,
+    remote_addr: &'a str,
+    unique_id: &'a str,
+) -> RequestHeadRef<'a> {
+    RequestHeadRef {
+        method: req.method.as_str(),
+        uri: req.raw_path(),
+        protocol: protocol_name(req.version),
         headers: req
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
             .collect(),
-        remote_addr: client.map(|ip| ip.to_string()).unwrap_or_default(),
+        remote_addr,
         remote_port: 0,
         server_port: 0,
-        unique_id: unique_id.to_string(),
+        unique_id,
     }
 }
 
@@ -133,8 +137,10 @@ pub async fn inspect(
     client: Option<IpAddr>,
     unique_id: &str,
 ) -> pingora::Result<(Decision, Option<ResponseWatch>)> {
-    let head = request_head(session.req_header(), client, unique_id);
-    let mut tx = Transaction::new(std::sync::Arc::clone(&profile.rules), head);
+    let remote_addr = client.map(|ip| ip.to_string()).unwrap_or_default();
+    let head = request_head(session.req_header(), &remote_addr, unique_id);
+    let mut tx = Transaction::of_head(std::sync::Arc::clone(&profile.rules), &head);
+    drop(head);
     tx.process_request_headers();
     if tx.interruption().is_none() {
         let mut body = Vec::new();

@@ -24,6 +24,39 @@ pub struct RequestHead {
     pub unique_id: String,
 }
 
+/// A request head borrowed from where it already is (the proxy's parsed request): the
+/// engine copies what it keeps into its own buffer once.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHeadRef<'a> {
+    pub method: &'a str,
+    pub uri: &'a [u8],
+    pub protocol: &'a str,
+    pub headers: Vec<(&'a [u8], &'a [u8])>,
+    pub remote_addr: &'a str,
+    pub remote_port: u16,
+    pub server_port: u16,
+    pub unique_id: &'a str,
+}
+
+impl RequestHead {
+    pub fn borrowed(&self) -> RequestHeadRef<'_> {
+        RequestHeadRef {
+            method: &self.method,
+            uri: &self.uri,
+            protocol: &self.protocol,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect(),
+            remote_addr: &self.remote_addr,
+            remote_port: self.remote_port,
+            server_port: self.server_port,
+            unique_id: &self.unique_id,
+        }
+    }
+}
+
 /// The response head as the origin sent it.
 #[derive(Debug, Clone, Default)]
 pub struct ResponseHead {
@@ -172,7 +205,7 @@ impl Data {
     }
 
     /// Builds the request-line, header, cookie and query collections.
-    pub fn from_head(head: RequestHead, separator: u8) -> Data {
+    pub fn from_head(head: &RequestHeadRef, separator: u8) -> Data {
         let mut d = Data::default();
         let uri = head.uri;
         let header_bytes: usize = head
@@ -184,7 +217,7 @@ impl Data {
         let line = [
             head.method.as_bytes(),
             b" ",
-            uri.as_slice(),
+            uri,
             b" ",
             head.protocol.as_bytes(),
         ]
@@ -192,11 +225,11 @@ impl Data {
         d.set_scalar(Collection::RequestLine, &line);
         d.set_scalar(Collection::RequestMethod, head.method.as_bytes());
         d.set_scalar(Collection::RequestProtocol, head.protocol.as_bytes());
-        d.set_scalar(Collection::RequestUriRaw, &uri);
+        d.set_scalar(Collection::RequestUriRaw, uri);
         // An absolute URI ("http://host/path") is reduced to its path for the rest. Most
         // URIs are not absolute: both collections then share one value (one id), which
         // is transformed and scanned once.
-        let relative = strip_scheme_and_host(&uri);
+        let relative = strip_scheme_and_host(uri);
         match d.scalar(Collection::RequestUriRaw) {
             Some(id) if relative.len() == uri.len() => d.scalars.push((Collection::RequestUri, id)),
             _ => d.set_scalar(Collection::RequestUri, relative),
@@ -649,7 +682,7 @@ mod tests {
             headers: vec![(b"Cookie".to_vec(), b"s=abc; t=1".to_vec())],
             ..Default::default()
         };
-        let d = Data::from_head(head, b'&');
+        let d = Data::from_head(&head.borrowed(), b'&');
         let s = |c| d.get(d.scalar(c).expect("set")).to_vec();
         assert_eq!(s(Collection::RequestFilename), b"/a b/c.php");
         assert_eq!(s(Collection::RequestBasename), b"c.php");
