@@ -129,3 +129,40 @@ fn crs_attacks_are_blocked_through_the_proxy_at_paranoia_1() {
         report.missed
     );
 }
+
+/// Rules above the profile's paranoia level sit behind load-time jumps that no runtime
+/// removal can undo (CRS removes by the `OWASP_CRS` tag, which the rules behind carry
+/// too): they get no literal prefilter, so the request's values never walk their
+/// literals. The PL1 rules keep theirs.
+#[test]
+fn crs_rules_above_the_paranoia_level_carry_no_prefilter() {
+    let dir = crs_dir();
+    let pl1 = load_crs(&dir, 1, "").expect("CRS loads");
+    let pl4 = load_crs(&dir, 4, "").expect("CRS loads");
+    let prefiltered = |set: &gatehouse::waf::RuleSet, id: u32| {
+        set.rule_by_id(id)
+            .is_some_and(|r| r.links.iter().any(|l| l.prefilter_slot.is_some()))
+    };
+    let above: Vec<u32> = pl1
+        .rules
+        .iter()
+        .filter(|r| (2..=4).any(|pl| r.has_tag(&format!("paranoia-level/{pl}"))))
+        .map(|r| r.id)
+        .collect();
+    assert!(above.len() > 100, "{} rules above PL1", above.len());
+    let kept: Vec<u32> = above
+        .iter()
+        .copied()
+        .filter(|id| prefiltered(&pl1, *id))
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "rules above PL1 with a prefilter at PL1: {kept:?}"
+    );
+    // The same rules are reachable at PL4 and keep their prefilters there.
+    let at_pl4 = above.iter().filter(|id| prefiltered(&pl4, **id)).count();
+    assert!(at_pl4 > 50, "{at_pl4} of them prefiltered at PL4");
+    // PL1 rules: 932260 (`@rx` with Unix command words), 930120 (`@pmFromFile`).
+    assert!(prefiltered(&pl1, 932260) && prefiltered(&pl1, 930120));
+    assert!(pl1.prefilters.slots < pl4.prefilters.slots);
+}
