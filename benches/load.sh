@@ -7,7 +7,8 @@
 # proxies (A B C A B C ...) so that drift on a shared machine hits all of them alike.
 # Reported per proxy: requests/s, p50/p99 latency, and CPU microseconds per request
 # (utime+stime of all the proxy's processes from /proc, over the run, divided by the
-# requests wrk completed); then the ratios, as medians over rounds.
+# requests wrk completed; and utime alone beside it); then the ratios (of utime+stime),
+# as medians over rounds.
 #
 # Usage: benches/load.sh [SCENARIO...]   (scenarios: passthrough edge waf waf-post;
 #        default: all)
@@ -44,9 +45,10 @@ done
 NGINX=$(command -v nginx)
 CLK_TCK=$(getconf CLK_TCK)
 
-# CPU ticks (utime+stime) of a process and its children that are still alive.
+# CPU ticks (utime+stime, then utime alone) of a process and its children that are
+# still alive.
 cpu_ticks() {
-    local total=0 pid stat rest
+    local total=0 user=0 pid stat rest
     for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
         [ -r "/proc/$pid/stat" ] || continue
         stat=$(cat "/proc/$pid/stat")
@@ -54,8 +56,9 @@ cpu_ticks() {
         # fields after the command: state(3) ... utime(14) stime(15) => 12th and 13th here
         read -r -a f <<<"$rest"
         total=$((total + f[11] + f[12]))
+        user=$((user + f[11]))
     done
-    echo "$total"
+    echo "$total $user"
 }
 
 # --- the origin -------------------------------------------------------------------
@@ -311,23 +314,27 @@ for scenario in "${SCENARIOS[@]}"; do
     : >"$results"
     for round in $(seq 1 "$ROUNDS"); do
         for proxy in "${PROXIES[@]}"; do
-            before=$(cpu_ticks "${PID[$proxy]}")
+            read -r before user_before <<<"$(cpu_ticks "${PID[$proxy]}")"
             read -r req rps p50 p99 <<<"$(run_wrk "${PORT[$proxy]}" "$DURATION" "$host" "$path" "$script")"
-            after=$(cpu_ticks "${PID[$proxy]}")
+            read -r after user_after <<<"$(cpu_ticks "${PID[$proxy]}")"
             [ "$req" -gt 0 ] || die "$proxy served nothing in $scenario; see $WORK"
-            cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.2f", t * 1000000 / hz / n }')
-            echo "$round $proxy $rps $p50 $p99 $cpu_us" >>"$results"
+            per_request() { awk -v t="$1" -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.2f", t * 1000000 / hz / n }'; }
+            cpu_us=$(per_request $((after - before)))
+            user_us=$(per_request $((user_after - user_before)))
+            echo "$round $proxy $rps $p50 $p99 $cpu_us $user_us" >>"$results"
         done
     done
     for proxy in "${PROXIES[@]}"; do kill -INT "${PID[$proxy]}" 2>/dev/null || true; done
 
     echo "== scenario: $scenario (${script:+$(basename "$script" .lua) }http://$host$path) =="
-    printf "%-14s %12s %10s %10s %14s\n" proxy "requests/s" "p50 (us)" "p99 (us)" "CPU us/req"
+    # (User time alone beside it: the proxy's own code, without the kernel's share, which
+    # moves with how busy the other core is.)
+    printf "%-14s %12s %10s %10s %14s %14s\n" proxy "requests/s" "p50 (us)" "p99 (us)" "CPU us/req" "user us/req"
     declare -A CPU
     for proxy in "${PROXIES[@]}"; do
         col() { awk -v p="$proxy" -v c="$1" '$2 == p { print $c }' "$results" | median; }
         CPU[$proxy]=$(col 6)
-        printf "%-14s %12.0f %10.0f %10.0f %14.2f\n" "$proxy" "$(col 3)" "$(col 4)" "$(col 5)" "${CPU[$proxy]}"
+        printf "%-14s %12.0f %10.0f %10.0f %14.2f %14.2f\n" "$proxy" "$(col 3)" "$(col 4)" "$(col 5)" "${CPU[$proxy]}" "$(col 7)"
     done
     # Ratios per round, then the median (drift cancels within a round).
     ratio() {
