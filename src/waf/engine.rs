@@ -453,7 +453,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     // needed first.
                     let prefilters = &self.rules.prefilters;
                     let own = match (link.prefilter_slot, item.cache_id) {
-                        (Some(slot), Some(id)) => {
+                        // (Only with the prefilter built: without it no hits are known.)
+                        (Some(slot), Some(id)) if prefilters.covers(link.transform_chain) => {
                             let walks = prefilters.walks_for(slot);
                             let at = self.cache.own_hits(id, &item.value, prefilters, walks);
                             let case_only =
