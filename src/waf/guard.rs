@@ -140,7 +140,6 @@ pub async fn inspect(
     let remote_addr = client.map(|ip| ip.to_string()).unwrap_or_default();
     let head = request_head(session.req_header(), &remote_addr, unique_id);
     let mut tx = Transaction::of_head(std::sync::Arc::clone(&profile.rules), &head);
-    drop(head);
     tx.process_request_headers();
     if tx.interruption().is_none() {
         let mut body = Vec::new();

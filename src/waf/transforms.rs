@@ -354,6 +354,16 @@ fn url_encode(input: &[u8]) -> Vec<u8> {
     out
 }
 
+/// ModSecurity's decoder: the standard alphabet, padding optional, trailing bits allowed.
+fn base64_engine() -> base64::engine::GeneralPurpose {
+    base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    )
+}
+
 fn base64_decode(input: &[u8], lenient: bool) -> Vec<u8> {
     let in_alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
     // Decoding stops at the first byte outside the alphabet, as ModSecurity's does; the
@@ -374,12 +384,7 @@ fn base64_decode(input: &[u8], lenient: bool) -> Vec<u8> {
         } else {
             0
         };
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
+    let engine = base64_engine();
     // One allocation, of the decoded size (CRS decodes every argument and cookie: this
     // ran a dozen per GET through a growing copy and the crate's own buffer).
     let mut out = Vec::with_capacity(usable / 4 * 3 + 3);
@@ -1036,13 +1041,9 @@ mod tests {
             } else {
                 0
             };
-        let engine = base64::engine::GeneralPurpose::new(
-            &base64::alphabet::STANDARD,
-            base64::engine::GeneralPurposeConfig::new()
-                .with_decode_allow_trailing_bits(true)
-                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-        );
-        engine.decode(&clean[..usable]).unwrap_or_default()
+        super::base64_engine()
+            .decode(&clean[..usable])
+            .unwrap_or_default()
     }
 
     #[test]
