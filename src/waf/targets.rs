@@ -188,7 +188,10 @@ pub enum Selector {
     All,
     /// A key, lower-cased: keys compare without case, as in ModSecurity.
     Key(String),
-    Regex(Regex),
+    /// A regex, and the shortest key it can match (shorter keys are refused without
+    /// calling it: 922110's `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/` is tried on every TX
+    /// variable, nearly all shorter than its 31 bytes).
+    Regex(Regex, usize),
     /// A `/^word/` regex: the keys that start with `word` (lower-cased), found without
     /// the regex engine (CRS's `TX:/^header_name_920450_/` reads TX this way).
     Prefix(String, Regex),
@@ -199,7 +202,7 @@ impl Selector {
         match self {
             Selector::All => true,
             Selector::Key(k) => key.eq_ignore_ascii_case(k.as_bytes()),
-            Selector::Regex(r) => r.is_match(key),
+            Selector::Regex(r, shortest) => key.len() >= *shortest && r.is_match(key),
             Selector::Prefix(p, _) => {
                 key.len() >= p.len() && key[..p.len()].eq_ignore_ascii_case(p.as_bytes())
             }
@@ -212,8 +215,8 @@ impl Selector {
             (Selector::All, Selector::All) => true,
             (Selector::Key(a), Selector::Key(b)) => a == b,
             (
-                Selector::Regex(a) | Selector::Prefix(_, a),
-                Selector::Regex(b) | Selector::Prefix(_, b),
+                Selector::Regex(a, _) | Selector::Prefix(_, a),
+                Selector::Regex(b, _) | Selector::Prefix(_, b),
             ) => a.as_str() == b.as_str(),
             _ => false,
         }
@@ -346,7 +349,16 @@ fn parse_selector(sel: &str) -> Result<Selector, String> {
         if let Some(p) = prefix {
             return Ok(Selector::Prefix(p.to_ascii_lowercase(), regex));
         }
-        return Ok(Selector::Regex(regex));
+        let shortest = regex_syntax::ParserBuilder::new()
+            .case_insensitive(true)
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(pattern)
+            .ok()
+            .and_then(|hir| hir.properties().minimum_len())
+            .unwrap_or(0);
+        return Ok(Selector::Regex(regex, shortest));
     }
     Ok(Selector::Key(sel.to_ascii_lowercase()))
 }
@@ -356,6 +368,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_regex_selector_refuses_keys_shorter_than_its_shortest_match() {
+        let [target] = parse_targets("TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/")
+            .expect("parses")
+            .try_into()
+            .expect("one target");
+        assert!(matches!(target.selector, Selector::Regex(_, 31)));
+        let s = &target.selector;
+        assert!(s.accepts(b"multipart_headers_content_types_part1"));
+        assert!(s.accepts(b"x_Multipart_Headers_Content_Types"));
+        assert!(!s.accepts(b"multipart_headers_content_type"));
+        assert!(!s.accepts(b"anomaly_score"));
+        // A pattern that may match nothing at all has no minimum.
+        let [t] = parse_targets("ARGS:/a?/")
+            .expect("parses")
+            .try_into()
+            .expect("one");
+        assert!(matches!(t.selector, Selector::Regex(_, 0)));
+        assert!(t.selector.accepts(b""));
+    }
+
+    #[test]
     fn parses_crs_target_lists() {
         let targets = parse_targets(
             "REQUEST_COOKIES|!REQUEST_COOKIES:/__utm|_ga/|&TX:crs_setup_version|XML:/*|ARGS:'/^id_/'",
@@ -363,7 +396,7 @@ mod tests {
         .expect("parses");
         assert_eq!(targets.len(), 5);
         assert!(targets[1].exclude);
-        assert!(matches!(&targets[1].selector, Selector::Regex(r) if r.is_match(b"X__UTMz")));
+        assert!(matches!(&targets[1].selector, Selector::Regex(r, _) if r.is_match(b"X__UTMz")));
         assert!(targets[2].count);
         assert!(matches!(&targets[2].selector, Selector::Key(k) if k == "crs_setup_version"));
         assert_eq!(targets[3].collection, Collection::Xml);
