@@ -195,6 +195,7 @@ impl Prefilters {
         groups: &[u8],
     ) -> Prefilters {
         let mut with_slots = vec![false; chains];
+        let slots = entries.len() as u32;
         let entries: Vec<(u32, Vec<Vec<u8>>)> = entries
             .iter()
             .map(|(chain, literals)| (*chain, minimal(literals)))
@@ -276,7 +277,6 @@ impl Prefilters {
                 Err(_) => return Prefilters::default(),
             }
         }
-        let walks_len = walks.len() as u32;
         Prefilters {
             runs,
             walks,
@@ -285,7 +285,7 @@ impl Prefilters {
             chains: with_slots,
             automata,
             slot_bits,
-            slots: walks_len,
+            slots,
         }
     }
 

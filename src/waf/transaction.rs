@@ -409,8 +409,8 @@ fn percent_decode(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `a=1; b=2`: cookies as ModSecurity v3 splits them (values not decoded).
-/// The name/value pairs of a `Cookie` header, borrowed from it.
+/// `a=1; b=2`: a `Cookie` header's name/value pairs as ModSecurity v3 splits them (values
+/// not decoded), borrowed from the header.
 fn cookies(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     header
         .split(|b| *b == b';')
