@@ -136,13 +136,19 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     pub fn process_request_body(&mut self, body: &[u8]) -> Option<&Interruption> {
         if self.interruption.is_none() && self.rules.settings.request_body_access {
             let processor = self.vars.body_processor.clone();
+            let mark = self.data.mark();
             self.data.add_body(
                 body,
                 processor.as_deref(),
                 self.vars.force_body_variable,
                 self.rules.settings.argument_separator,
             );
-            self.data_changed();
+            // A request without a body only sets REQUEST_BODY_LENGTH: what is known of
+            // the headers, arguments and cookies stays true.
+            match self.data.scalars_since(mark) {
+                Some(changed) => self.scalars_changed(&changed),
+                None => self.data_changed(),
+            }
         }
         self.run_phase(2);
         self.interruption.as_ref()
@@ -199,6 +205,24 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         self.unions.by_id.fill(UNION_UNKNOWN);
         self.unions.hits.clear();
         self.unions.classes.fill(0);
+    }
+
+    /// Only these scalar collections changed: what was known of them is forgotten.
+    fn scalars_changed(&mut self, changed: &[super::targets::Collection]) {
+        let rules = &*self.rules;
+        let forget = |own: u32| changed.contains(&rules.sources[own as usize].0);
+        for (index, own) in rules.chain_union_sources.iter().enumerate() {
+            if forget(*own) {
+                self.unions.by_id[index] = UNION_UNKNOWN;
+            }
+        }
+        let chain_unions = rules.chain_unions as usize;
+        for own in 0..rules.sources.len() {
+            if forget(own as u32) {
+                self.unions.by_id[chain_unions + own] = UNION_UNKNOWN;
+                self.unions.classes[own] = 0;
+            }
+        }
     }
 
     fn run_phase(&mut self, phase: u8) {

@@ -209,6 +209,9 @@ pub struct RuleSet {
     /// How many (source, chain) unions [`UnionIds`] name, and the sources (by `own`).
     pub chain_unions: u32,
     pub sources: Vec<Source>,
+    /// Per (source, chain) union (by [`UnionIds::chain`]), its source's `own` index: what
+    /// a transaction forgets when that source's collection changes.
+    pub chain_union_sources: Vec<u32>,
     pub settings: EngineSettings,
     pub report: LoadReport,
     /// TX after the initialisation rules folded at load ([`super::folding`]).
@@ -711,8 +714,13 @@ impl Builder {
                 })
             })
             .collect();
+        let mut chain_union_sources = vec![0; chain_unions.len()];
+        for ((own, _), id) in &chain_unions {
+            chain_union_sources[*id as usize] = *own;
+        }
         RuleSet {
             initial_tx,
+            chain_union_sources,
             gates,
             gate_quicks,
             rules: self.rules,

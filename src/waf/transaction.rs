@@ -8,6 +8,7 @@ use super::macros::MacroSource;
 use super::ruleset::Rule;
 use super::targets::{Collection, Selector, Target};
 use super::tx::{TxName, TxValue};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// The request head as the proxy received it.
@@ -123,6 +124,23 @@ impl Data {
             Some(slot) => slot.1 = id,
             None => self.scalars.push((collection, id)),
         }
+    }
+
+    /// How many values the request holds so far: a mark for [`Data::scalars_since`].
+    pub fn mark(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The collections changed since `mark` when every value added since is a scalar's
+    /// current value (no list grew, no scalar was set twice); None otherwise.
+    pub fn scalars_since(&self, mark: usize) -> Option<SmallVec<[Collection; 4]>> {
+        let changed: SmallVec<[Collection; 4]> = self
+            .scalars
+            .iter()
+            .filter(|(_, id)| *id as usize >= mark)
+            .map(|(c, _)| *c)
+            .collect();
+        (changed.len() == self.spans.len() - mark).then_some(changed)
     }
 
     pub fn scalar(&self, collection: Collection) -> Option<u32> {
@@ -672,6 +690,23 @@ impl MacroSource for View<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_without_processor_changes_only_its_length() {
+        let head = RequestHead {
+            method: "POST".into(),
+            uri: b"/?a=1".to_vec(),
+            ..Default::default()
+        };
+        let mut d = Data::from_head(&head.borrowed(), b'&');
+        let mark = d.mark();
+        d.add_body(b"xyz", None, false, b'&');
+        let changed = d.scalars_since(mark).expect("only scalars");
+        assert_eq!(changed.as_slice(), [Collection::RequestBodyLength]);
+        let mark = d.mark();
+        d.add_body(b"b=2", Some("URLENCODED"), false, b'&');
+        assert!(d.scalars_since(mark).is_none(), "ARGS grew");
+    }
 
     #[test]
     fn builds_request_collections() {

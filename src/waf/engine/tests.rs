@@ -247,3 +247,22 @@ SecRule REQUEST_HEADERS:Referer|ARGS:q "@rx sqlmap/\d" "id:2,phase:2,pass,t:lowe
     assert_eq!(run(rules, "/?q=sqlmap/3&p=1", &[ua("curl/8")]).0, vec![2]);
     assert!(run(rules, "/?p=sqlmap/3", &[ua("curl/8")]).0.is_empty());
 }
+
+#[test]
+fn a_body_without_processor_forgets_only_what_it_changed() {
+    // Phase 1 learns that REQUEST_BODY_LENGTH ("0" before the body) and ARGS hold no
+    // "3"; a body of 3 bytes with no processor sets the length alone, so rule 2 must
+    // see it, while what is known of ARGS still answers for rules 3 and 4.
+    let rules = r#"
+SecRule REQUEST_BODY_LENGTH|ARGS "@rx ^3$" "id:1,phase:1,pass"
+SecRule REQUEST_BODY_LENGTH|ARGS "@rx ^3$" "id:2,phase:2,pass"
+SecRule ARGS "@rx ^1$" "id:3,phase:2,pass"
+SecRule ARGS "@rx ^3$" "id:4,phase:2,pass"
+"#;
+    let set = load_text(rules, Path::new("test.conf")).expect("rules parse");
+    let mut tx = Transaction::new(&set, head("/?q=1", &[]));
+    tx.process_request_headers();
+    tx.process_request_body(b"xyz");
+    let fired: Vec<u32> = tx.fired().iter().map(|f| f.id).collect();
+    assert_eq!(fired, vec![2, 3]);
+}
