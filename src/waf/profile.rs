@@ -68,7 +68,7 @@ impl WafProfile {
         resolved.crs = section.crs.as_ref().map(absolute);
         resolved.crs_setup = section.crs_setup.as_ref().map(absolute);
         let section = &resolved;
-        let text = directives(section);
+        let text = directives(section).map_err(|e| format!("WAF profile {name}: {e}"))?;
         let origin = match &section.crs {
             Some(dir) => Path::new(dir).join("gatehouse-profile.conf"),
             None => Path::new("embedded").join("default_rules.conf"),
@@ -108,7 +108,7 @@ impl WafProfile {
 }
 
 /// The SecLang text a profile stands for.
-fn directives(section: &WafProfileSection) -> String {
+fn directives(section: &WafProfileSection) -> Result<String, String> {
     let settings = format!(
         "SecAction \"id:9000001,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level={p},setvar:tx.detection_paranoia_level={p},setvar:tx.inbound_anomaly_score_threshold={t},setvar:tx.outbound_anomaly_score_threshold={o}\"\n",
         p = section.paranoia,
@@ -125,7 +125,14 @@ fn directives(section: &WafProfileSection) -> String {
                 Path::new(dir).join("rules").join("*.conf").display()
             ));
         }
-        _ => {
+        // (The configuration check refuses such a directory first; it may have gone
+        // since. Never the embedded rules in place of the operator's.)
+        (Some(dir), None) => {
+            return Err(format!(
+                "crs: {dir} has no crs-setup.conf or crs-setup.conf.example; set `crs_setup:` to your setup file"
+            ))
+        }
+        (None, _) => {
             text.push_str(&settings);
             text.push_str(DEFAULT_RULES);
             text.push('\n');
@@ -137,7 +144,7 @@ fn directives(section: &WafProfileSection) -> String {
     for tag in &section.exclude_tags {
         text.push_str(&format!("SecRuleRemoveByTag \"{tag}\"\n"));
     }
-    text
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -164,6 +171,17 @@ mod tests {
             .response
             .as_ref()
             .is_some_and(|r| r.body_limit == 512 * 1024));
+    }
+
+    #[test]
+    fn a_crs_directory_without_setup_file_is_an_error_not_the_embedded_rules() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let yaml = format!("crs: {}\n", dir.path().display());
+        let Err(err) = WafProfile::compile("p", &section(&yaml)) else {
+            panic!("a directory without a setup file compiled");
+        };
+        assert!(err.contains("crs-setup.conf"), "{err}");
+        assert!(err.contains("WAF profile p"), "{err}");
     }
 
     #[test]
