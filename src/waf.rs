@@ -13,6 +13,7 @@ pub mod engine;
 pub mod folding;
 pub mod guard;
 pub mod injection;
+pub mod intern;
 pub mod macros;
 pub mod operators;
 pub mod prefilter;

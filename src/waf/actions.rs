@@ -2,6 +2,7 @@
 //! what the engine needs: metadata, transformations, flow (chain, skipAfter), variable
 //! updates, runtime controls (`ctl:`) and the disruptive action.
 
+use super::intern::{intern, Tag};
 use super::macros::Macro;
 use super::targets::{parse_target, Target};
 use super::transforms::Transform;
@@ -43,7 +44,7 @@ impl SetVarOp {
 #[derive(Debug, Clone)]
 pub struct SetVar {
     pub name: Macro,
-    /// The name's process-wide copy when it is literal ([`super::tx::intern`]).
+    /// The name's process-wide copy when it is literal ([`super::intern::intern`]).
     pub interned: Option<&'static str>,
     pub op: SetVarOp,
 }
@@ -51,9 +52,9 @@ pub struct SetVar {
 #[derive(Debug, Clone)]
 pub enum Ctl {
     RuleRemoveById(Vec<(u32, u32)>),
-    RuleRemoveByTag(String),
+    RuleRemoveByTag(Tag),
     RuleRemoveTargetById(Vec<(u32, u32)>, Target),
-    RuleRemoveTargetByTag(String, Target),
+    RuleRemoveTargetByTag(Tag, Target),
     RuleEngine(EngineMode),
     RequestBodyProcessor(String),
     /// REQUEST_BODY is filled for the URL-encoded processor, or when this is on.
@@ -96,7 +97,7 @@ pub struct Actions {
     pub transforms: Vec<Transform>,
     pub msg: Option<Macro>,
     pub logdata: Option<Macro>,
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
     pub severity: Option<u8>,
     pub log: Option<bool>,
     pub setvars: Vec<SetVar>,
@@ -231,7 +232,7 @@ impl Actions {
             },
             "msg" => self.msg = Some(Macro::parse(need()?)?),
             "logdata" => self.logdata = Some(Macro::parse(need()?)?),
-            "tag" => self.tags.push(need()?.to_string()),
+            "tag" => self.tags.push(Tag::new(need()?)),
             "severity" => self.severity = Some(parse_severity(need()?)?),
             "log" => self.log = Some(true),
             "nolog" => self.log = Some(false),
@@ -323,7 +324,7 @@ fn parse_setvar(s: &str) -> Result<SetVar, String> {
             }
         }
     };
-    let interned = name.is_literal().then(|| super::tx::intern(name.raw()));
+    let interned = name.is_literal().then(|| intern(name.raw()));
     Ok(SetVar { name, interned, op })
 }
 
@@ -355,14 +356,14 @@ fn parse_ctl(s: &str) -> Result<Ctl, String> {
     };
     Ok(match name.trim().to_ascii_lowercase().as_str() {
         "ruleremovebyid" => Ctl::RuleRemoveById(parse_id_ranges(value)?),
-        "ruleremovebytag" => Ctl::RuleRemoveByTag(value.to_string()),
+        "ruleremovebytag" => Ctl::RuleRemoveByTag(Tag::new(value)),
         "ruleremovetargetbyid" => {
             let (ids, t) = target(value)?;
             Ctl::RuleRemoveTargetById(parse_id_ranges(&ids)?, t)
         }
         "ruleremovetargetbytag" => {
             let (tag, t) = target(value)?;
-            Ctl::RuleRemoveTargetByTag(tag, t)
+            Ctl::RuleRemoveTargetByTag(Tag::new(&tag), t)
         }
         "ruleengine" => Ctl::RuleEngine(EngineMode::parse(value)?),
         "requestbodyprocessor" => Ctl::RequestBodyProcessor(value.to_ascii_uppercase()),
@@ -404,7 +405,7 @@ mod tests {
             a.msg.as_ref().map(|m| m.raw()),
             Some("SQL Injection, libinjection")
         );
-        assert_eq!(a.tags, vec!["paranoia-level/1".to_string()]);
+        assert_eq!(a.tags, vec![Tag::new("paranoia-level/1")]);
         assert_eq!(a.severity, Some(2));
         assert!(matches!(a.setvars[0].op, SetVarOp::Add(_)));
         assert!(matches!(a.ctls[0], Ctl::RuleRemoveTargetById(_, _)));

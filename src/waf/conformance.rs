@@ -448,7 +448,8 @@ pub fn known_cause(stage: &str) -> Option<&'static str> {
 /// The paranoia level of a CRS rule (its `paranoia-level/N` tag), if it has one.
 pub fn paranoia_of(rules: &RuleSet, id: u32) -> Option<u8> {
     rules.rule_by_id(id)?.tags.iter().find_map(|t| {
-        t.strip_prefix("paranoia-level/")
+        t.as_str()
+            .strip_prefix("paranoia-level/")
             .and_then(|n| n.parse().ok())
     })
 }

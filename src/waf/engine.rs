@@ -10,6 +10,7 @@
 //! rules' gates `engine/unions.rs`'.
 
 use super::actions::{Ctl, Disruptive, EngineMode, SetVarOp};
+use super::intern::Tag;
 use super::operators::atoi;
 use super::prefilter;
 use super::ruleset::{Link, Rule, RuleSet, Step};
@@ -53,7 +54,7 @@ pub struct Interruption {
 #[derive(Debug, Clone)]
 enum Scope {
     Ids(Vec<(u32, u32)>),
-    Tag(String),
+    Tag(Tag),
 }
 
 /// One request (and maybe its response) going through a rule set. `R` is how the rule
@@ -69,7 +70,7 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
     unions: Unions,
     mode: EngineMode,
     removed_ids: Vec<(u32, u32)>,
-    removed_tags: Vec<String>,
+    removed_tags: Vec<Tag>,
     removed_targets: Vec<(Scope, Target)>,
     allowed: bool,
     fired: Vec<Fired>,
@@ -318,7 +319,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         self.removed_ids
             .iter()
             .any(|(lo, hi)| (*lo..=*hi).contains(&rule.id))
-            || self.removed_tags.iter().any(|t| rule.has_tag(t))
+            || self.removed_tags.iter().any(|t| rule.has_tag(*t))
     }
 
     /// Evaluates a rule and its chain; true when every link matched. MATCHED_VAR is the
@@ -445,7 +446,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
         for (scope, target) in &self.removed_targets {
             let applies = match scope {
                 Scope::Ids(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&rule.id)),
-                Scope::Tag(tag) => rule.has_tag(tag),
+                Scope::Tag(tag) => rule.has_tag(*tag),
             };
             if applies {
                 exclusions.push(target);
@@ -579,13 +580,13 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
     fn ctl(&mut self, ctl: &Ctl) {
         match ctl {
             Ctl::RuleRemoveById(ranges) => self.removed_ids.extend(ranges.iter().copied()),
-            Ctl::RuleRemoveByTag(tag) => self.removed_tags.push(tag.clone()),
+            Ctl::RuleRemoveByTag(tag) => self.removed_tags.push(*tag),
             Ctl::RuleRemoveTargetById(ranges, target) => self
                 .removed_targets
                 .push((Scope::Ids(ranges.clone()), target.clone())),
             Ctl::RuleRemoveTargetByTag(tag, target) => self
                 .removed_targets
-                .push((Scope::Tag(tag.clone()), target.clone())),
+                .push((Scope::Tag(*tag), target.clone())),
             Ctl::RuleEngine(mode) => self.mode = *mode,
             Ctl::RequestBodyProcessor(p) => self.vars.body_processor = Some(p.clone()),
             Ctl::ForceRequestBodyVariable(on) => self.vars.force_body_variable = *on,

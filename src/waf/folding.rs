@@ -20,11 +20,12 @@
 //! in the transaction's list of matched rules (they are `nolog`: never logged).
 
 use super::actions::{Ctl, Disruptive, SetVarOp};
+use super::intern::{intern, Tag};
 use super::macros::MacroSource;
 use super::operators::atoi;
 use super::ruleset::{Rule, Step};
 use super::targets::Collection;
-use super::tx::{intern, lone_subject, TxMap, TxName, TxValue};
+use super::tx::{lone_subject, TxMap, TxName, TxValue};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,7 +131,7 @@ impl MacroSource for KnownSource<'_> {
 #[derive(Default)]
 struct Removals {
     ids: Vec<(u32, u32)>,
-    tags: Vec<String>,
+    tags: Vec<Tag>,
 }
 
 impl Removals {
@@ -138,7 +139,7 @@ impl Removals {
         self.ids
             .iter()
             .any(|(lo, hi)| (*lo..=*hi).contains(&rule.id))
-            || self.tags.iter().any(|t| rule.has_tag(t))
+            || self.tags.iter().any(|t| rule.has_tag(*t))
     }
 }
 
@@ -202,7 +203,7 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) -> TxMap {
                     Ctl::RuleRemoveTargetById(ids, _) => {
                         target_removals.ids.extend(ids.iter().copied())
                     }
-                    Ctl::RuleRemoveTargetByTag(tag, _) => target_removals.tags.push(tag.clone()),
+                    Ctl::RuleRemoveTargetByTag(tag, _) => target_removals.tags.push(*tag),
                     _ => {}
                 }
             }
@@ -307,7 +308,7 @@ pub fn fold(rules: &[Rule], phases: &mut [Vec<Step>; 6]) -> TxMap {
             for ctl in rule.links.iter().flat_map(|l| &l.ctls) {
                 match ctl {
                     Ctl::RuleRemoveById(ids) => removals.ids.extend(ids.iter().copied()),
-                    Ctl::RuleRemoveByTag(tag) => removals.tags.push(tag.clone()),
+                    Ctl::RuleRemoveByTag(tag) => removals.tags.push(*tag),
                     _ => {}
                 }
             }
@@ -359,7 +360,7 @@ pub fn reachable(rules: &[Rule], phases: &[Vec<Step>; 6]) -> Vec<bool> {
         .collect();
     let removes = |ctl: &Ctl, rule: &Rule| match ctl {
         Ctl::RuleRemoveById(ids) => ids.iter().any(|(lo, hi)| (*lo..=*hi).contains(&rule.id)),
-        Ctl::RuleRemoveByTag(tag) => rule.has_tag(tag),
+        Ctl::RuleRemoveByTag(tag) => rule.has_tag(*tag),
         _ => false,
     };
     // Some runtime removal takes `jump` away and leaves `rule`.

@@ -4,6 +4,7 @@
 //! skipped silently).
 
 use super::actions::{parse_id_ranges, Actions, Ctl, Disruptive, EngineMode, SetVar};
+use super::intern::Tag;
 use super::macros::Macro;
 use super::operators::Operator;
 use super::prefilter::{required_literals, Prefilters};
@@ -102,7 +103,7 @@ pub struct Rule {
     pub status: Option<u16>,
     pub msg: Option<Macro>,
     pub logdata: Option<Macro>,
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
     pub severity: Option<u8>,
     pub log: bool,
     pub skip_after: Option<Arc<str>>,
@@ -112,8 +113,8 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn has_tag(&self, tag: &str) -> bool {
-        self.tags.iter().any(|t| t == tag)
+    pub fn has_tag(&self, tag: Tag) -> bool {
+        self.tags.contains(&tag)
     }
 }
 
@@ -250,7 +251,7 @@ struct Builder {
     /// The chain being skipped because an earlier link failed to compile.
     skipping_chain: bool,
     removed: Vec<(u32, u32)>,
-    removed_tags: Vec<String>,
+    removed_tags: Vec<Tag>,
 }
 
 impl Builder {
@@ -318,7 +319,7 @@ impl Builder {
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| self.removed.extend(v.into_iter().flatten())),
             "secruleremovebytag" => {
-                self.removed_tags.extend(d.args.iter().cloned());
+                self.removed_tags.extend(d.args.iter().map(|t| Tag::new(t)));
                 Ok(())
             }
             "secruleupdatetargetbyid" => self.update_targets(d),
@@ -593,7 +594,7 @@ impl Builder {
             self.removed
                 .iter()
                 .any(|(lo, hi)| (*lo..=*hi).contains(&rule.id))
-                || self.removed_tags.iter().any(|t| rule.has_tag(t))
+                || self.removed_tags.iter().any(|t| rule.has_tag(*t))
         };
         let mut phases: [Vec<Step>; 6] = Default::default();
         for step in &self.order {

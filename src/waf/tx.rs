@@ -8,8 +8,7 @@
 
 use smallvec::SmallVec;
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Mutex, OnceLock};
+use std::collections::BTreeMap;
 
 /// A value: bytes, inline when short.
 pub type TxValue = SmallVec<[u8; 16]>;
@@ -60,22 +59,6 @@ impl Ord for TxName {
     }
 }
 
-/// The process-wide copy of `name`: rule files name a bounded set of variables, each
-/// kept once however often rule sets are reloaded.
-pub fn intern(name: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(known) = names.get(name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(leaked);
-    leaked
-}
-
 /// Sets `name` to `value`, reusing the old value's storage; `interned` is the name's
 /// interned copy when the rule wrote it literally.
 pub fn set(tx: &mut TxMap, name: &str, interned: Option<&'static str>, value: &[u8]) {
@@ -105,6 +88,7 @@ pub fn lone_subject(value: Option<&[u8]>, count: bool) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::waf::intern::intern;
 
     #[test]
     fn names_compare_as_text_and_interning_keeps_one_copy() {

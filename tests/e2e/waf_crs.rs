@@ -146,7 +146,13 @@ fn crs_rules_above_the_paranoia_level_carry_no_prefilter() {
     let above: Vec<u32> = pl1
         .rules
         .iter()
-        .filter(|r| (2..=4).any(|pl| r.has_tag(&format!("paranoia-level/{pl}"))))
+        .filter(|r| {
+            (2..=4).any(|pl| {
+                r.has_tag(gatehouse::waf::intern::Tag::new(&format!(
+                    "paranoia-level/{pl}"
+                )))
+            })
+        })
         .map(|r| r.id)
         .collect();
     assert!(above.len() > 100, "{} rules above PL1", above.len());

@@ -111,6 +111,19 @@ SecRule ARGS "@contains x" "id:3,phase:1,pass"
 }
 
 #[test]
+fn removals_by_tag_at_run_time_follow_the_tag_exactly() {
+    let rules = r#"
+SecRule ARGS "@contains x" "id:1,phase:1,pass,ctl:ruleRemoveByTag=attack-y,ctl:ruleRemoveTargetByTag=attack-z;ARGS:safe"
+SecRule ARGS "@contains x" "id:2,phase:1,pass,tag:'attack-y'"
+SecRule ARGS "@contains x" "id:3,phase:1,pass,tag:'attack-Y'"
+SecRule ARGS "@contains x" "id:4,phase:1,pass,tag:'other',tag:'attack-z'"
+SecRule ARGS "@contains x" "id:5,phase:1,pass,tag:'attack-zz'"
+"#;
+    assert_eq!(run(rules, "/?safe=x", &[]).0, vec![1, 3, 5]);
+    assert_eq!(run(rules, "/?other=x", &[]).0, vec![1, 3, 4, 5]);
+}
+
+#[test]
 fn detection_only_records_but_never_interrupts() {
     let rules = r#"
 SecRuleEngine DetectionOnly
