@@ -15,9 +15,7 @@ use super::operators::atoi;
 use super::prefilter;
 use super::ruleset::{Link, Rule, RuleSet, Step};
 use super::targets::Target;
-use super::transaction::{
-    Data, Item, Items, RequestHead, RequestHeadRef, ResponseHead, Vars, View,
-};
+use super::transaction::{Data, Items, RequestHead, RequestHeadRef, ResponseHead, Vars, View};
 use super::transforms;
 use super::tx;
 use smallvec::SmallVec;
@@ -80,6 +78,8 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
     spare: Vec<(String, Vec<u8>)>,
     /// The current link's matches (kept between links for its capacity).
     matches: Vec<Match>,
+    /// Buffers for `multiMatch` stages (kept for their capacity).
+    stages: [Vec<u8>; 2],
 }
 
 struct Match {
@@ -123,6 +123,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             interruption: None,
             spare: Vec::new(),
             matches: Vec::new(),
+            stages: [Vec::new(), Vec::new()],
         }
     }
 
@@ -494,23 +495,25 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     if own == Some((false, true)) {
                         continue;
                     }
-                    for (stage, value) in every_stage(item, link).into_iter().enumerate() {
+                    let spare = &mut self.spare;
+                    each_stage(&item.value, link, &mut self.stages, |stage, value| {
                         if let Some(slot) = link.prefilter_slot {
                             let possible = match (stage, own) {
                                 (0, Some((holds, _))) => holds,
-                                _ => prefilters.may_hold(slot, &value),
+                                _ => prefilters.may_hold(slot, value),
                             };
                             if !possible {
-                                continue;
+                                return false;
                             }
                         }
-                        let hit = operator.matches(&value, &view, capture);
-                        if hit.is_some() != link.negated {
-                            let name = |n: &mut String| item.write_name(n);
-                            matches.push(pooled(&mut self.spare, name, &value, hit));
-                            break;
+                        let hit = operator.matches(value, &view, capture);
+                        if hit.is_some() == link.negated {
+                            return false;
                         }
-                    }
+                        let name = |n: &mut String| item.write_name(n);
+                        matches.push(pooled(spare, name, value, hit));
+                        true
+                    });
                     continue;
                 }
                 let prefilters = &self.rules.prefilters;
@@ -615,23 +618,44 @@ fn pooled(
     }
 }
 
-/// With `multiMatch`: the value before and after each transformation that changed it
-/// (transformations whose trigger classes the value lacks are not run).
-fn every_stage<'a>(item: &'a Item, link: &Link) -> SmallVec<[Cow<'a, [u8]>; 4]> {
-    let mut out: SmallVec<[Cow<'a, [u8]>; 4]> = SmallVec::new();
-    out.push(Cow::Borrowed(item.value.as_ref()));
-    let mut classes = transforms::byte_classes(&item.value);
+/// With `multiMatch`: calls `each` with the value (stage 0), then with the value after
+/// each transformation that changed it (transformations whose trigger classes the value
+/// lacks are not run), until `each` says a stage matched. The stages are made in
+/// `buffers`, in turn, so that a value's stages cost no allocation of their own.
+fn each_stage(
+    value: &[u8],
+    link: &Link,
+    buffers: &mut [Vec<u8>; 2],
+    mut each: impl FnMut(usize, &[u8]) -> bool,
+) {
+    if each(0, value) {
+        return;
+    }
+    let mut classes = transforms::byte_classes(value);
+    let mut stage = 0;
+    // Which buffer holds the current stage (None: the value itself).
+    let mut current: Option<usize> = None;
     for t in &link.transforms {
         if classes & t.trigger() == 0 {
             continue;
         }
-        let last = out.last().map(|c| c.as_ref()).unwrap_or(b"");
-        if let Some(next) = t.apply(last) {
-            classes = transforms::byte_classes(&next);
-            out.push(Cow::Owned(next));
+        let next = current.map_or(0, |c| 1 - c);
+        let [first, second] = buffers;
+        let (input, out): (&[u8], &mut Vec<u8>) = match (current, next) {
+            (None, _) => (value, first),
+            (Some(_), 0) => (second, first),
+            (Some(_), _) => (first, second),
+        };
+        if !t.apply_into(input, out) {
+            continue;
+        }
+        current = Some(next);
+        stage += 1;
+        classes = transforms::byte_classes(out);
+        if each(stage, out) {
+            return;
         }
     }
-    out
 }
 
 /// The body processor ModSecurity's recommended setup picks for a Content-Type.

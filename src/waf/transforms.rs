@@ -125,6 +125,27 @@ impl Transform {
         }
     }
 
+    /// As [`Transform::apply`], into `out` (its old contents replaced); true when `out`
+    /// holds a changed value. `base64Decode`, which CRS's `multiMatch` rules run on every
+    /// argument and cookie, reuses `out`'s capacity instead of allocating.
+    pub fn apply_into(self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        match self {
+            Transform::Base64Decode | Transform::Base64DecodeExt => {
+                out.clear();
+                base64_decode_into(input, self == Transform::Base64DecodeExt, out);
+                out.as_slice() != input
+            }
+            _ => match self.apply(input) {
+                Some(changed) => {
+                    out.clear();
+                    out.extend_from_slice(&changed);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     pub fn apply(self, input: &[u8]) -> Option<Vec<u8>> {
         use Transform::*;
         let out = match self {
@@ -365,6 +386,13 @@ fn base64_engine() -> base64::engine::GeneralPurpose {
 }
 
 fn base64_decode(input: &[u8], lenient: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    base64_decode_into(input, lenient, &mut out);
+    out
+}
+
+/// `base64Decode` of `input` appended to `out` (empty).
+fn base64_decode_into(input: &[u8], lenient: bool, out: &mut Vec<u8>) {
     let in_alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
     // Decoding stops at the first byte outside the alphabet, as ModSecurity's does; the
     // lenient form skips such bytes instead (copied out only when there are some).
@@ -384,13 +412,11 @@ fn base64_decode(input: &[u8], lenient: bool) -> Vec<u8> {
         } else {
             0
         };
-    let engine = base64_engine();
-    // One allocation, of the decoded size (CRS decodes every argument and cookie: this
-    // ran a dozen per GET through a growing copy and the crate's own buffer).
-    let mut out = Vec::with_capacity(usable / 4 * 3 + 3);
-    match engine.decode_vec(&clean[..usable], &mut out) {
-        Ok(()) => out,
-        Err(_) => Vec::new(),
+    // Into `out`, of the decoded size (CRS decodes every argument and cookie: this ran a
+    // dozen per GET through a growing copy and the crate's own buffer).
+    out.reserve(usable / 4 * 3 + 3);
+    if base64_engine().decode_vec(&clean[..usable], out).is_err() {
+        out.clear();
     }
 }
 
@@ -1066,6 +1092,39 @@ mod tests {
                     base64_reference(&value, lenient),
                     "{value:?} lenient={lenient}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn apply_into_gives_what_apply_gives_whatever_the_buffer_held() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let alphabet = b"aZ09+/=!% -_\x00\\x%u65/*";
+        let mut out = b"stale bytes from an earlier stage".to_vec();
+        for _ in 0..5_000 {
+            let value: Vec<u8> = (0..next(30))
+                .map(|_| alphabet[next(alphabet.len() as u64) as usize])
+                .collect();
+            for t in [
+                Base64Decode,
+                Base64DecodeExt,
+                UrlDecodeUni,
+                JsDecode,
+                Lowercase,
+                RemoveWhitespace,
+                ReplaceComments,
+            ] {
+                let changed = t.apply_into(&value, &mut out);
+                match t.apply(&value) {
+                    Some(expected) => assert!(changed && out == expected, "{t:?} {value:?}"),
+                    None => assert!(!changed, "{t:?} {value:?}"),
+                }
             }
         }
     }

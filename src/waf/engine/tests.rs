@@ -240,6 +240,14 @@ SecRule ARGS "@rx eval\(" "id:1,phase:2,pass,multiMatch,t:none,t:base64Decode"
     assert_eq!(run(rules, "/?a=ZXZhbCgxKQ==", &[]).0, vec![1]);
     assert_eq!(run(rules, "/?a=eval(1)", &[]).0, vec![1]);
     assert!(run(rules, "/?a=shoes&b=c2hvZXM=", &[]).0.is_empty());
+    // Stages made in turn in two buffers: the third stage (decoded, then URL-decoded)
+    // is built from the second, for each value after the one before.
+    let rules = r#"
+SecRule ARGS "@rx ^eval\(1\)$" "id:2,phase:2,pass,multiMatch,t:none,t:base64Decode,t:urlDecodeUni"
+"#;
+    assert_eq!(run(rules, "/?a=c2hvZXM=&b=JTY1dmFsKDEp", &[]).0, vec![2]);
+    assert_eq!(run(rules, "/?b=JTY1dmFsKDEp&a=c2hvZXM=", &[]).0, vec![2]);
+    assert!(run(rules, "/?a=c2hvZXM=&b=JTY1dmFs", &[]).0.is_empty());
 }
 
 #[test]
