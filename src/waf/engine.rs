@@ -22,6 +22,7 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::ops::Deref;
 
+mod buffers;
 mod memo;
 mod unions;
 
@@ -95,35 +96,40 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
 
     /// As [`Transaction::new`], with the head borrowed from where it is.
     pub fn of_head(rules: R, head: &RequestHeadRef) -> Transaction<R> {
-        let data = Data::from_head(head, rules.settings.argument_separator);
-        let body_processor = data.header("content-type").and_then(processor_for);
+        let mut b = buffers::take();
+        b.data
+            .fill_from_head(head, rules.settings.argument_separator);
+        let body_processor = b.data.header("content-type").and_then(processor_for);
         let mode = rules.settings.mode;
-        let unions = vec![UNION_UNKNOWN; rules.chain_unions as usize + rules.sources.len()];
-        let collection_classes = vec![0; rules.sources.len()];
+        let unions = rules.chain_unions as usize + rules.sources.len();
+        b.unions.resize(unions, UNION_UNKNOWN);
+        b.walked.resize(unions, 0);
+        b.classes.resize(rules.sources.len(), 0);
         Transaction {
             rules,
-            data,
+            data: b.data,
             vars: Vars {
                 body_processor,
+                matched_vars: b.matched_vars,
                 ..Default::default()
             },
-            cache: Cache::new(),
+            cache: b.cache,
             unions: Unions {
-                walked: vec![0; unions.len()],
-                by_id: unions,
-                hits: Vec::new(),
-                classes: collection_classes,
+                walked: b.walked,
+                by_id: b.unions,
+                hits: b.union_hits,
+                classes: b.classes,
             },
             mode,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
             allowed: false,
-            fired: Vec::new(),
+            fired: b.fired,
             interruption: None,
-            spare: Vec::new(),
-            matches: Vec::new(),
-            stages: [Vec::new(), Vec::new()],
+            spare: b.spare,
+            matches: b.matches,
+            stages: b.stages,
         }
     }
 
@@ -595,6 +601,27 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             Ctl::ForceRequestBodyVariable(on) => self.vars.force_body_variable = *on,
             Ctl::NoEffect => {}
         }
+    }
+}
+
+impl<R: Deref<Target = RuleSet> + Clone> Drop for Transaction<R> {
+    fn drop(&mut self) {
+        use std::mem::take;
+        let mut spare = take(&mut self.spare);
+        spare.extend(self.vars.matched_var.take());
+        buffers::keep(buffers::Buffers {
+            data: take(&mut self.data),
+            cache: take(&mut self.cache),
+            unions: take(&mut self.unions.by_id),
+            walked: take(&mut self.unions.walked),
+            union_hits: take(&mut self.unions.hits),
+            classes: take(&mut self.unions.classes),
+            fired: take(&mut self.fired),
+            spare,
+            matches: take(&mut self.matches),
+            matched_vars: take(&mut self.vars.matched_vars),
+            stages: take(&mut self.stages),
+        });
     }
 }
 

@@ -126,6 +126,11 @@ impl Data {
         }
     }
 
+    /// The bytes the values' buffer holds room for.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// How many values the request holds so far: a mark for [`Data::scalars_since`].
     pub fn mark(&self) -> usize {
         self.spans.len()
@@ -225,6 +230,51 @@ impl Data {
     /// Builds the request-line, header, cookie and query collections.
     pub fn from_head(head: &RequestHeadRef, separator: u8) -> Data {
         let mut d = Data::default();
+        d.fill_from_head(head, separator);
+        d
+    }
+
+    /// Empties every collection, keeping the buffers' capacity (for the next request).
+    pub fn clear(&mut self) {
+        let Data {
+            bytes,
+            spans,
+            args_get,
+            args_post,
+            headers,
+            cookies,
+            files,
+            files_sizes,
+            part_headers,
+            response_headers,
+            xml_text,
+            xml_attributes,
+            scalars,
+            files_combined_size,
+        } = self;
+        bytes.clear();
+        spans.clear();
+        for list in [
+            args_get,
+            args_post,
+            headers,
+            cookies,
+            files,
+            files_sizes,
+            part_headers,
+            response_headers,
+        ] {
+            list.clear();
+        }
+        *xml_text = None;
+        xml_attributes.clear();
+        scalars.clear();
+        *files_combined_size = 0;
+    }
+
+    /// [`Data::from_head`] into an empty `Data` (cleared, its buffers kept).
+    pub fn fill_from_head(&mut self, head: &RequestHeadRef, separator: u8) {
+        let d = self;
         let uri = head.uri;
         let header_bytes: usize = head
             .headers
@@ -297,7 +347,6 @@ impl Data {
         d.set_scalar(Collection::RequestBody, b"");
         d.set_scalar(Collection::RequestBodyLength, b"0");
         d.set_scalar(Collection::ReqbodyError, b"0");
-        d
     }
 
     /// Runs the body processor and fills ARGS_POST, FILES and friends. REQUEST_BODY

@@ -39,6 +39,7 @@ pub(super) type Forms = SmallVec<[Form; 2]>;
 /// id: a value is transformed and scanned once per chain, however many rules read it.
 /// Most chains leave most values as they are: a value's byte classes, known once, tell
 /// which, and those chains cost neither a transformation nor a lookup.
+#[derive(Default)]
 pub(super) struct Cache {
     pub(super) by_id: Vec<SmallVec<[(u32, Slot); 4]>>,
     /// Per value: its byte classes (0: not known yet) and which of its [`Forms`] its own
@@ -55,15 +56,14 @@ pub(super) struct Cache {
 pub(super) const NOT_SCANNED: u32 = u32::MAX;
 
 impl Cache {
-    pub(super) fn new() -> Cache {
-        Cache {
-            by_id: Vec::new(),
-            values: Vec::new(),
-            hits: Vec::with_capacity(256),
-            forms: Vec::new(),
-            form_bytes: Vec::with_capacity(1024),
-            ids: Vec::new(),
-        }
+    /// Forgets every value, keeping the buffers' capacity (for the next request).
+    pub(super) fn clear(&mut self) {
+        self.by_id.clear();
+        self.values.clear();
+        self.hits.clear();
+        self.forms.clear();
+        self.form_bytes.clear();
+        self.ids.clear();
     }
 
     /// The byte classes of value `id`, computed once.

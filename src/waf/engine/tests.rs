@@ -287,3 +287,36 @@ SecRule ARGS "@rx ^3$" "id:4,phase:2,pass"
     let fired: Vec<u32> = tx.fired().iter().map(|f| f.id).collect();
     assert_eq!(fired, vec![2, 3]);
 }
+
+#[test]
+fn a_transaction_on_reused_buffers_sees_only_its_own_request() {
+    // Each transaction takes the buffers the one before left on this thread (or fresh
+    // ones when another is still alive): no value, match or memo may carry over.
+    let rules = r#"
+SecRule ARGS_NAMES|REQUEST_HEADERS_NAMES|REQUEST_COOKIES "@rx evil" "id:1,phase:2,pass,t:lowercase"
+SecRule &ARGS "@gt 1" "id:2,phase:2,pass"
+SecRule MATCHED_VARS "@rx evil" "id:3,phase:2,pass"
+"#;
+    let set = load_text(rules, Path::new("test.conf")).expect("rules parse");
+    let fired = |tx: &Transaction<&crate::waf::RuleSet>| -> Vec<u32> {
+        tx.fired().iter().map(|f| f.id).collect()
+    };
+    let attack = || head("/?EVIL=1&b=2", &[("x-evil", "1"), ("cookie", "c=evil")]);
+    for _ in 0..3 {
+        let mut a = Transaction::new(&set, attack());
+        a.process_request_headers();
+        a.process_request_body(b"");
+        assert_eq!(fired(&a), vec![1, 2]);
+        drop(a);
+        let mut b = Transaction::new(&set, head("/?ok=1", &[("x-ok", "1")]));
+        b.process_request_headers();
+        b.process_request_body(b"");
+        assert!(fired(&b).is_empty(), "{:?}", fired(&b));
+        // Alive together: the second builds its own buffers.
+        let mut c = Transaction::new(&set, attack());
+        c.process_request_headers();
+        c.process_request_body(b"");
+        assert_eq!(fired(&b), Vec::<u32>::new());
+        assert_eq!(fired(&c), vec![1, 2]);
+    }
+}
