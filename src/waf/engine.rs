@@ -86,7 +86,7 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
 struct Match {
     name: String,
     value: Vec<u8>,
-    captures: Vec<Vec<u8>>,
+    captures: super::operators::Captures,
 }
 
 impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
@@ -403,7 +403,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             matches.push(Match {
                 name: String::new(),
                 value: Vec::new(),
-                captures: Vec::new(),
+                captures: Default::default(),
             });
             return;
         };
@@ -631,7 +631,7 @@ fn pooled(
     spare: &mut Vec<(String, Vec<u8>)>,
     write_name: impl FnOnce(&mut String),
     value: &[u8],
-    captures: Option<Vec<Vec<u8>>>,
+    captures: Option<super::operators::Captures>,
 ) -> Match {
     let (mut name, mut bytes) = spare.pop().unwrap_or_default();
     name.clear();

@@ -7,6 +7,7 @@ use super::macros::{Macro, MacroSource};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use ipnet::IpNet;
 use regex::bytes::{Regex, RegexBuilder};
+use smallvec::{smallvec, SmallVec};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::Path;
@@ -61,7 +62,8 @@ impl Operator {
 }
 
 /// What a match leaves behind for `capture` (TX.0 .. TX.9).
-pub type Captures = Vec<Vec<u8>>;
+/// What a match captured (TX.0 to TX.9); one capture, the usual case, is kept inline.
+pub type Captures = SmallVec<[Vec<u8>; 1]>;
 
 /// Builds a regex the way ModSecurity's PCRE sees it.
 pub fn build_regex(pattern: &str) -> Result<Regex, String> {
@@ -206,8 +208,8 @@ impl Operator {
         let yes = |c: Captures| Some(c);
         match self {
             Operator::RxWhole => match capture {
-                true => yes(vec![value.to_vec()]),
-                false => Some(Vec::new()),
+                true => yes(smallvec![value.to_vec()]),
+                false => Some(Captures::new()),
             },
             Operator::Rx(re) => {
                 // The lazy DFA answers "does it match" fast; groups only for a match.
@@ -224,33 +226,36 @@ impl Operator {
                         })
                         .collect())
                 } else {
-                    Some(Vec::new())
+                    Some(Captures::new())
                 }
             }
             Operator::Pm(ac, _) => {
                 let m = ac.find(value)?;
-                yes(vec![value[m.start()..m.end()].to_vec()])
+                yes(smallvec![value[m.start()..m.end()].to_vec()])
             }
-            Operator::StrEq(m) => (m.expand(source).as_ref() == value).then(Vec::new),
+            Operator::StrEq(m) => (m.expand(source).as_ref() == value).then(Captures::new),
             Operator::Contains(m) => {
                 let needle = m.expand(source);
-                find(value, &needle).map(|_| vec![needle.to_vec()])
+                find(value, &needle).map(|_| smallvec![needle.to_vec()])
             }
             Operator::ContainsWord(m) => {
                 let needle = m.expand(source);
-                contains_word(value, &needle).then(|| vec![needle.to_vec()])
+                contains_word(value, &needle).then(|| smallvec![needle.to_vec()])
             }
             Operator::BeginsWith(m) => {
                 let needle = m.expand(source);
-                value.starts_with(&needle).then(|| vec![needle.to_vec()])
+                value
+                    .starts_with(&needle)
+                    .then(|| smallvec![needle.to_vec()])
             }
             Operator::EndsWith(m) => {
                 let needle = m.expand(source);
-                value.ends_with(&needle).then(|| vec![needle.to_vec()])
+                value.ends_with(&needle).then(|| smallvec![needle.to_vec()])
             }
             Operator::Within(m) => {
                 let haystack = m.expand(source);
-                (value.is_empty() || find(&haystack, value).is_some()).then(|| vec![value.to_vec()])
+                (value.is_empty() || find(&haystack, value).is_some())
+                    .then(|| smallvec![value.to_vec()])
             }
             Operator::Eq(m) => compare(value, m, source, |a, b| a == b),
             Operator::Ge(m) => compare(value, m, source, |a, b| a >= b),
@@ -259,19 +264,21 @@ impl Operator {
             Operator::Lt(m) => compare(value, m, source, |a, b| a < b),
             Operator::IpMatch(nets) => {
                 let ip: IpAddr = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
-                nets.iter().any(|n| n.contains(&ip)).then(Vec::new)
+                nets.iter().any(|n| n.contains(&ip)).then(Captures::new)
             }
             Operator::ValidateByteRange(allowed) => value
                 .iter()
                 .any(|b| !allowed[usize::from(*b)])
-                .then(Vec::new),
-            Operator::ValidateUrlEncoding => (!valid_url_encoding(value)).then(Vec::new),
-            Operator::ValidateUtf8Encoding => std::str::from_utf8(value).is_err().then(Vec::new),
-            Operator::DetectSqli => {
-                injection::sqli_fingerprint(value).map(|fp| vec![fp.into_bytes()])
+                .then(Captures::new),
+            Operator::ValidateUrlEncoding => (!valid_url_encoding(value)).then(Captures::new),
+            Operator::ValidateUtf8Encoding => {
+                std::str::from_utf8(value).is_err().then(Captures::new)
             }
-            Operator::DetectXss => injection::is_xss(value).then(Vec::new),
-            Operator::UnconditionalMatch => Some(Vec::new()),
+            Operator::DetectSqli => {
+                injection::sqli_fingerprint(value).map(|fp| smallvec![fp.into_bytes()])
+            }
+            Operator::DetectXss => injection::is_xss(value).then(Captures::new),
+            Operator::UnconditionalMatch => Some(Captures::new()),
             Operator::NoMatch => None,
         }
     }
@@ -364,7 +371,7 @@ fn compare(
     op: fn(i64, i64) -> bool,
 ) -> Option<Captures> {
     let target: Cow<[u8]> = arg.expand(source);
-    op(atoi(value), atoi(&target)).then(Vec::new)
+    op(atoi(value), atoi(&target)).then(Captures::new)
 }
 
 fn valid_url_encoding(value: &[u8]) -> bool {
@@ -409,7 +416,7 @@ mod tests {
         let rx = op("rx", "a.c(\\d+)");
         assert_eq!(
             rx.matches(b"xa\nc42", &NoVars, true),
-            Some(vec![b"a\nc42".to_vec(), b"42".to_vec()])
+            Some(smallvec![b"a\nc42".to_vec(), b"42".to_vec()])
         );
         assert!(op("rx", "^\\xff$")
             .matches(&[0xff], &NoVars, false)
@@ -436,7 +443,7 @@ mod tests {
             let regex = Operator::Rx(build_regex("^.*$").expect("builds"));
             let expected = regex.matches(value, &NoVars, true);
             assert_eq!(op("rx", "^.*$").matches(value, &NoVars, true), expected);
-            assert_eq!(expected, Some(vec![value.to_vec()]));
+            assert_eq!(expected, Some(smallvec![value.to_vec()]));
         }
     }
 
