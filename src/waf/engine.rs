@@ -532,7 +532,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                         Some(Some(at)) => prefilter::has(&self.cache.hits[at as usize..], slot),
                         Some(None) => true,
                         None => prefilters
-                            .scan(link.transform_chain, &self.cache.value(item, link))
+                            .scan(link.transform_chain, self.cache.value(item, link))
                             .is_none_or(|h| prefilter::has(&h, slot)),
                     };
                     if !possible {
@@ -540,10 +540,10 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     }
                 }
                 let value = self.cache.value(item, link);
-                let hit = operator.matches(&value, &view, capture);
+                let hit = operator.matches(value, &view, capture);
                 if hit.is_some() != link.negated {
                     let name = |n: &mut String| item.write_name(n);
-                    matches.push(pooled(&mut self.spare, name, &value, hit));
+                    matches.push(pooled(&mut self.spare, name, value, hit));
                 }
             }
         }

@@ -61,9 +61,11 @@ impl Operator {
     }
 }
 
-/// What a match leaves behind for `capture` (TX.0 .. TX.9).
 /// What a match captured (TX.0 to TX.9); one capture, the usual case, is kept inline.
-pub type Captures = SmallVec<[Vec<u8>; 1]>;
+pub type Captures = SmallVec<[Capture; 1]>;
+
+/// One captured group: inline up to 32 bytes (a header name, a phrase, a fingerprint).
+pub type Capture = SmallVec<[u8; 32]>;
 
 /// Builds a regex the way ModSecurity's PCRE sees it.
 pub fn build_regex(pattern: &str) -> Result<Regex, String> {
@@ -208,7 +210,7 @@ impl Operator {
         let yes = |c: Captures| Some(c);
         match self {
             Operator::RxWhole => match capture {
-                true => yes(smallvec![value.to_vec()]),
+                true => yes(smallvec![Capture::from_slice(value)]),
                 false => Some(Captures::new()),
             },
             Operator::Rx(re) => {
@@ -221,7 +223,7 @@ impl Operator {
                     yes((0..caps.len().min(10))
                         .map(|i| {
                             caps.get(i)
-                                .map(|m| m.as_bytes().to_vec())
+                                .map(|m| Capture::from_slice(m.as_bytes()))
                                 .unwrap_or_default()
                         })
                         .collect())
@@ -231,31 +233,33 @@ impl Operator {
             }
             Operator::Pm(ac, _) => {
                 let m = ac.find(value)?;
-                yes(smallvec![value[m.start()..m.end()].to_vec()])
+                yes(smallvec![Capture::from_slice(&value[m.start()..m.end()])])
             }
             Operator::StrEq(m) => (m.expand(source).as_ref() == value).then(Captures::new),
             Operator::Contains(m) => {
                 let needle = m.expand(source);
-                find(value, &needle).map(|_| smallvec![needle.to_vec()])
+                find(value, &needle).map(|_| smallvec![Capture::from_slice(&needle)])
             }
             Operator::ContainsWord(m) => {
                 let needle = m.expand(source);
-                contains_word(value, &needle).then(|| smallvec![needle.to_vec()])
+                contains_word(value, &needle).then(|| smallvec![Capture::from_slice(&needle)])
             }
             Operator::BeginsWith(m) => {
                 let needle = m.expand(source);
                 value
                     .starts_with(&needle)
-                    .then(|| smallvec![needle.to_vec()])
+                    .then(|| smallvec![Capture::from_slice(&needle)])
             }
             Operator::EndsWith(m) => {
                 let needle = m.expand(source);
-                value.ends_with(&needle).then(|| smallvec![needle.to_vec()])
+                value
+                    .ends_with(&needle)
+                    .then(|| smallvec![Capture::from_slice(&needle)])
             }
             Operator::Within(m) => {
                 let haystack = m.expand(source);
                 (value.is_empty() || find(&haystack, value).is_some())
-                    .then(|| smallvec![value.to_vec()])
+                    .then(|| smallvec![Capture::from_slice(value)])
             }
             Operator::Eq(m) => compare(value, m, source, |a, b| a == b),
             Operator::Ge(m) => compare(value, m, source, |a, b| a >= b),
@@ -274,9 +278,8 @@ impl Operator {
             Operator::ValidateUtf8Encoding => {
                 std::str::from_utf8(value).is_err().then(Captures::new)
             }
-            Operator::DetectSqli => {
-                injection::sqli_fingerprint(value).map(|fp| smallvec![fp.into_bytes()])
-            }
+            Operator::DetectSqli => injection::sqli_fingerprint(value)
+                .map(|fp| smallvec![Capture::from_slice(fp.as_bytes())]),
             Operator::DetectXss => injection::is_xss(value).then(Captures::new),
             Operator::UnconditionalMatch => Some(Captures::new()),
             Operator::NoMatch => None,
@@ -416,7 +419,10 @@ mod tests {
         let rx = op("rx", "a.c(\\d+)");
         assert_eq!(
             rx.matches(b"xa\nc42", &NoVars, true),
-            Some(smallvec![b"a\nc42".to_vec(), b"42".to_vec()])
+            Some(smallvec![
+                Capture::from_slice(b"a\nc42"),
+                Capture::from_slice(b"42")
+            ])
         );
         assert!(op("rx", "^\\xff$")
             .matches(&[0xff], &NoVars, false)
@@ -443,7 +449,7 @@ mod tests {
             let regex = Operator::Rx(build_regex("^.*$").expect("builds"));
             let expected = regex.matches(value, &NoVars, true);
             assert_eq!(op("rx", "^.*$").matches(value, &NoVars, true), expected);
-            assert_eq!(expected, Some(smallvec![value.to_vec()]));
+            assert_eq!(expected, Some(smallvec![Capture::from_slice(value)]));
         }
     }
 

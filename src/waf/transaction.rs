@@ -589,21 +589,7 @@ impl<'a> View<'a> {
                     }
                     return;
                 }
-                // TX keys are lower-case and sorted: a prefix is a range.
-                let entries: Box<dyn Iterator<Item = (&TxName, &TxValue)>> = match &target.selector
-                {
-                    Selector::Prefix(p, _) => Box::new(
-                        self.vars
-                            .tx
-                            .range::<str, _>((
-                                std::ops::Bound::Included(p.as_str()),
-                                std::ops::Bound::Unbounded,
-                            ))
-                            .take_while(|(k, _)| k.as_str().starts_with(p.as_str())),
-                    ),
-                    _ => Box::new(self.vars.tx.iter()),
-                };
-                for (k, v) in entries {
+                let mut push = |(k, v): (&'a TxName, &'a TxValue)| {
                     let k = k.as_str().as_bytes();
                     if target.selector.accepts(k) && !excluded(k) {
                         out.push(Item {
@@ -613,6 +599,19 @@ impl<'a> View<'a> {
                             cache_id: None,
                         });
                     }
+                };
+                // TX keys are lower-case and sorted: a prefix is a range.
+                match &target.selector {
+                    Selector::Prefix(p, _) => self
+                        .vars
+                        .tx
+                        .range::<str, _>((
+                            std::ops::Bound::Included(p.as_str()),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .take_while(|(k, _)| k.as_str().starts_with(p.as_str()))
+                        .for_each(&mut push),
+                    _ => self.vars.tx.iter().for_each(&mut push),
                 }
             }
             MatchedVars | MatchedVarsNames => {

@@ -126,101 +126,103 @@ impl Transform {
     }
 
     /// As [`Transform::apply`], into `out` (its old contents replaced); true when `out`
-    /// holds a changed value. `base64Decode`, which CRS's `multiMatch` rules run on every
-    /// argument and cookie, reuses `out`'s capacity instead of allocating.
+    /// holds a changed value. The transformations that change benign values (case,
+    /// whitespace, URL and HTML decoding, `cmdLine`, base64) write into `out` without an
+    /// allocation of their own once `out` has grown: the engine keeps its buffers.
     pub fn apply_into(self, input: &[u8], out: &mut Vec<u8>) -> bool {
-        match self {
-            Transform::Base64Decode | Transform::Base64DecodeExt => {
-                out.clear();
-                base64_decode_into(input, self == Transform::Base64DecodeExt, out);
-                out.as_slice() != input
-            }
-            _ => match self.apply(input) {
-                Some(changed) => {
-                    out.clear();
-                    out.extend_from_slice(&changed);
-                    true
-                }
-                None => false,
-            },
-        }
-    }
-
-    pub fn apply(self, input: &[u8]) -> Option<Vec<u8>> {
         use Transform::*;
-        let out = match self {
-            Base64Decode => base64_decode(input, false),
-            Base64DecodeExt => base64_decode(input, true),
-            Base64Encode => base64::engine::general_purpose::STANDARD
-                .encode(input)
-                .into_bytes(),
-            CmdLine => cmd_line(input),
-            CompressWhitespace => compress_whitespace(input),
-            CssDecode => css_decode(input)?,
-            EscapeSeqDecode => escape_seq_decode(input)?,
-            HexDecode => hex_decode(input),
-            HexEncode => hex_encode(input),
-            HtmlEntityDecode => html_entity_decode(input)?,
-            JsDecode => js_decode(input)?,
-            Length => input.len().to_string().into_bytes(),
-            Lowercase => {
-                if !input.iter().any(u8::is_ascii_uppercase) {
-                    return None;
-                }
-                input.to_ascii_lowercase()
+        out.clear();
+        let kept = |b: &u8| !(is_space(*b) || *b == 0xa0);
+        match self {
+            Base64Decode | Base64DecodeExt => {
+                base64_decode_into(input, self == Base64DecodeExt, out)
             }
-            Md5 => return None,
-            NormalizePath => normalize_path(input, false)?,
-            NormalizePathWin => normalize_path(input, true)?,
-            RemoveComments => remove_comments(input, false)?,
-            ReplaceComments => remove_comments(input, true)?,
-            RemoveCommentsChar => remove_comments_char(input)?,
-            RemoveNulls => {
-                if !input.contains(&0) {
-                    return None;
+            CmdLine => cmd_line_into(input, out),
+            CompressWhitespace => compress_whitespace_into(input, out),
+            HtmlEntityDecode => {
+                if !html_entity_decode_into(input, out) {
+                    return false;
                 }
-                input.iter().copied().filter(|b| *b != 0).collect()
             }
-            ReplaceNulls => {
-                if !input.contains(&0) {
-                    return None;
+            Lowercase | Uppercase => {
+                let lower = self == Lowercase;
+                let other_case = |b: &u8| match lower {
+                    true => b.is_ascii_uppercase(),
+                    false => b.is_ascii_lowercase(),
+                };
+                if !input.iter().any(other_case) {
+                    return false;
                 }
-                input
-                    .iter()
-                    .map(|b| if *b == 0 { b' ' } else { *b })
-                    .collect()
+                out.extend_from_slice(input);
+                match lower {
+                    true => out.make_ascii_lowercase(),
+                    false => out.make_ascii_uppercase(),
+                }
+            }
+            RemoveNulls | ReplaceNulls => {
+                if !input.contains(&0) {
+                    return false;
+                }
+                match self {
+                    RemoveNulls => out.extend(input.iter().copied().filter(|b| *b != 0)),
+                    _ => out.extend(input.iter().map(|b| if *b == 0 { b' ' } else { *b })),
+                }
             }
             RemoveWhitespace => {
-                if !input.iter().any(|b| is_space(*b) || *b == 0xa0) {
-                    return None;
+                if input.iter().all(kept) {
+                    return false;
                 }
-                input
-                    .iter()
-                    .copied()
-                    .filter(|b| !(is_space(*b) || *b == 0xa0))
-                    .collect()
+                out.extend(input.iter().copied().filter(kept));
             }
-            Sha1 => sha1::Sha1::digest(input).to_vec(),
-            SqlHexDecode => sql_hex_decode(input)?,
-            Trim => trim(input, true, true)?,
-            TrimLeft => trim(input, true, false)?,
-            TrimRight => trim(input, false, true)?,
-            Uppercase => {
-                if !input.iter().any(u8::is_ascii_lowercase) {
-                    return None;
+            UrlDecode | UrlDecodeUni => {
+                if !url_decode_into(input, self == UrlDecodeUni, out) {
+                    return false;
                 }
-                input.to_ascii_uppercase()
             }
-            UrlDecode => url_decode(input, false)?,
-            UrlDecodeUni => url_decode(input, true)?,
-            UrlEncode => url_encode(input),
-            Utf8ToUnicode => utf8_to_unicode(input)?,
-        };
-        if out == input {
-            None
-        } else {
-            Some(out)
+            Base64Encode => out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(input)
+                    .as_bytes(),
+            ),
+            CssDecode => return replaced(css_decode(input), input, out),
+            EscapeSeqDecode => return replaced(escape_seq_decode(input), input, out),
+            HexDecode => out.extend_from_slice(&hex_decode(input)),
+            HexEncode => out.extend_from_slice(&hex_encode(input)),
+            JsDecode => return replaced(js_decode(input), input, out),
+            Length => out.extend_from_slice(itoa::Buffer::new().format(input.len()).as_bytes()),
+            Md5 => return false,
+            NormalizePath => return replaced(normalize_path(input, false), input, out),
+            NormalizePathWin => return replaced(normalize_path(input, true), input, out),
+            RemoveComments => return replaced(remove_comments(input, false), input, out),
+            ReplaceComments => return replaced(remove_comments(input, true), input, out),
+            RemoveCommentsChar => return replaced(remove_comments_char(input), input, out),
+            Sha1 => out.extend_from_slice(&sha1::Sha1::digest(input)),
+            SqlHexDecode => return replaced(sql_hex_decode(input), input, out),
+            Trim => return replaced(trim(input, true, true), input, out),
+            TrimLeft => return replaced(trim(input, true, false), input, out),
+            TrimRight => return replaced(trim(input, false, true), input, out),
+            UrlEncode => out.extend_from_slice(&url_encode(input)),
+            Utf8ToUnicode => return replaced(utf8_to_unicode(input), input, out),
         }
+        out.as_slice() != input
+    }
+
+    /// The transformed value; None when the transformation leaves it unchanged.
+    pub fn apply(self, input: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.apply_into(input, &mut out).then_some(out)
+    }
+}
+
+/// For the transformations that build their own vector: `out` takes a changed result.
+fn replaced(result: Option<Vec<u8>>, input: &[u8], out: &mut Vec<u8>) -> bool {
+    match result {
+        Some(changed) if changed != input => {
+            out.clear();
+            out.extend_from_slice(&changed);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -310,10 +312,17 @@ fn hex_pair(a: u8, b: u8) -> Option<u8> {
 /// mapping full-width ASCII (U+FF01..U+FF5E) to ASCII, as ModSecurity does without a
 /// unicode map.
 pub fn url_decode(input: &[u8], uni: bool) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    url_decode_into(input, uni, &mut out).then_some(out)
+}
+
+/// As [`url_decode`], into `out` (empty); false (and `out` left empty) when `input` has
+/// nothing to decode.
+fn url_decode_into(input: &[u8], uni: bool, out: &mut Vec<u8>) -> bool {
     if !input.iter().any(|b| *b == b'%' || *b == b'+') {
-        return None;
+        return false;
     }
-    let mut out = Vec::with_capacity(input.len());
+    out.reserve(input.len());
     let n = input.len();
     let mut i = 0;
     while i < n {
@@ -358,7 +367,7 @@ pub fn url_decode(input: &[u8], uni: bool) -> Option<Vec<u8>> {
             i += 1;
         }
     }
-    Some(out)
+    true
 }
 
 fn url_encode(input: &[u8]) -> Vec<u8> {
@@ -385,6 +394,7 @@ fn base64_engine() -> base64::engine::GeneralPurpose {
     )
 }
 
+#[cfg(test)]
 fn base64_decode(input: &[u8], lenient: bool) -> Vec<u8> {
     let mut out = Vec::new();
     base64_decode_into(input, lenient, &mut out);
@@ -470,8 +480,8 @@ fn sql_hex_decode(input: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Windows command-line normalisation (ModSecurity's `cmdLine`).
-fn cmd_line(input: &[u8]) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::with_capacity(input.len());
+fn cmd_line_into(input: &[u8], out: &mut Vec<u8>) {
+    out.reserve(input.len());
     let mut space = false;
     for &a in input {
         match a {
@@ -495,11 +505,10 @@ fn cmd_line(input: &[u8]) -> Vec<u8> {
             }
         }
     }
-    out
 }
 
-fn compress_whitespace(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
+fn compress_whitespace_into(input: &[u8], out: &mut Vec<u8>) {
+    out.reserve(input.len());
     let mut in_space = false;
     for &b in input {
         if is_space(b) || b == 0xa0 {
@@ -512,7 +521,6 @@ fn compress_whitespace(input: &[u8]) -> Vec<u8> {
             in_space = false;
         }
     }
-    out
 }
 
 fn trim(input: &[u8], left: bool, right: bool) -> Option<Vec<u8>> {
@@ -737,11 +745,11 @@ fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
 
 /// HTML character references: `&#DDD;`, `&#xHH;` (low byte) and the entities
 /// quot, amp, lt, gt, nbsp; the `;` is optional, as in ModSecurity.
-fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
+fn html_entity_decode_into(input: &[u8], out: &mut Vec<u8>) -> bool {
     if !input.contains(&b'&') {
-        return None;
+        return false;
     }
-    let mut out = Vec::with_capacity(input.len());
+    out.reserve(input.len());
     let n = input.len();
     let mut i = 0;
     while i < n {
@@ -778,15 +786,18 @@ fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
             while end < n && input[end].is_ascii_alphanumeric() {
                 end += 1;
             }
-            let name = input[i + 1..end].to_ascii_lowercase();
-            let decoded = match name.as_slice() {
-                b"quot" => Some(b'"'),
-                b"amp" => Some(b'&'),
-                b"lt" => Some(b'<'),
-                b"gt" => Some(b'>'),
-                b"nbsp" => Some(0xa0),
-                _ => None,
-            };
+            let name = &input[i + 1..end];
+            const ENTITIES: [(&[u8], u8); 5] = [
+                (b"quot", b'"'),
+                (b"amp", b'&'),
+                (b"lt", b'<'),
+                (b"gt", b'>'),
+                (b"nbsp", 0xa0),
+            ];
+            let decoded = ENTITIES
+                .iter()
+                .find(|(entity, _)| entity.eq_ignore_ascii_case(name))
+                .map(|(_, byte)| *byte);
             if let Some(d) = decoded {
                 out.push(d);
                 i = end;
@@ -799,7 +810,7 @@ fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
         out.push(b'&');
         i += 1;
     }
-    Some(out)
+    true
 }
 
 /// UTF-8 sequences of two to four bytes written as `%uXXXX` (lower-case hex, as
@@ -1115,7 +1126,7 @@ mod tests {
     fn apply_into_gives_what_apply_gives_whatever_the_buffer_held() {
         let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
         let mut next = move |n: u64| rng.u64(0..n);
-        let alphabet = b"aZ09+/=!% -_\x00\\x%u65/*";
+        let alphabet = b"aZ09+/=!% -_\x00\\x%u65/*&#;lt\"',";
         let mut out = b"stale bytes from an earlier stage".to_vec();
         for _ in 0..5_000 {
             let value: Vec<u8> = (0..next(30))
@@ -1129,6 +1140,11 @@ mod tests {
                 Lowercase,
                 RemoveWhitespace,
                 ReplaceComments,
+                CmdLine,
+                CompressWhitespace,
+                HtmlEntityDecode,
+                UrlDecode,
+                RemoveNulls,
             ] {
                 let changed = t.apply_into(&value, &mut out);
                 match t.apply(&value) {

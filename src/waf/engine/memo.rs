@@ -7,15 +7,15 @@
 use super::super::prefilter::{Prefilters, Walks};
 use super::super::ruleset::Link;
 use super::super::transaction::Item;
-use super::super::transforms;
+use super::super::transforms::{self, Transform};
 use smallvec::SmallVec;
-use std::sync::Arc;
 
 /// What is known of one request value under one transformation chain.
 #[derive(Clone, Default)]
 pub(super) struct Slot {
-    /// None: not computed yet; Some(None): the chain leaves the value unchanged.
-    pub(super) value: Option<Option<Arc<[u8]>>>,
+    /// None: not computed yet; Some(None): the chain leaves the value unchanged;
+    /// Some(Some(range)): the transformed value is `range` of [`Cache::transformed`].
+    pub(super) value: Option<Option<(u32, u32)>>,
     /// Which of the value's [`Forms`] the transformed value is; None until scanned.
     pub(super) form: Option<u32>,
 }
@@ -49,6 +49,10 @@ pub(super) struct Cache {
     pub(super) hits: Vec<u64>,
     pub(super) forms: Vec<Forms>,
     pub(super) form_bytes: Vec<u8>,
+    /// Every transformed value, back to back (see [`Slot::value`]).
+    pub(super) transformed: Vec<u8>,
+    /// The two buffers a chain's transformations write in turn (reused).
+    pub(super) scratch: [Vec<u8>; 2],
     /// Scratch list of a collection's value ids (reused).
     pub(super) ids: Vec<u32>,
 }
@@ -63,6 +67,7 @@ impl Cache {
         self.hits.clear();
         self.forms.clear();
         self.form_bytes.clear();
+        self.transformed.clear();
         self.ids.clear();
     }
 
@@ -103,17 +108,18 @@ impl Cache {
             hits,
             forms,
             form_bytes,
+            transformed,
+            scratch,
             ..
         } = self;
         let slot = slot_in(by_id, id, chain);
         let form = match slot.form {
             Some(form) => form,
             None => {
-                let transformed = slot
-                    .value
-                    .get_or_insert_with(|| apply_chain(value, link))
-                    .clone();
-                let value: &[u8] = transformed.as_deref().unwrap_or(value);
+                let range = *slot.value.get_or_insert_with(|| {
+                    apply_chain(value, &link.transforms, scratch, transformed)
+                });
+                let value = range.map_or(value, |r| in_arena(transformed, r));
                 let form = scan_form(forms, form_bytes, hits, id, value, prefilters, walks);
                 slot.form = Some(form);
                 form
@@ -168,24 +174,36 @@ impl Cache {
         f.hits
     }
 
-    /// `item`'s value transformed by `link`'s chain, computed once per value and chain.
-    pub(super) fn value<'a>(&mut self, item: &'a Item, link: &Link) -> Val<'a> {
+    /// `item`'s value transformed by `link`'s chain, computed once per value and chain
+    /// (a value that is not request data, such as a TX variable, each time).
+    pub(super) fn value<'s>(&'s mut self, item: &'s Item, link: &Link) -> &'s [u8] {
         let Some(id) = item.cache_id else {
-            return match apply_chain(&item.value, link) {
-                Some(v) => Val::Shared(v),
-                None => Val::Borrowed(item.value.as_ref()),
+            return match apply_chain(
+                &item.value,
+                &link.transforms,
+                &mut self.scratch,
+                &mut self.transformed,
+            ) {
+                Some(range) => in_arena(&self.transformed, range),
+                None => &item.value,
             };
         };
         if self.classes(id, &item.value) & link.changes == 0 {
-            return Val::Borrowed(item.value.as_ref());
+            return &item.value;
         }
-        let slot = slot_in(&mut self.by_id, id, link.transform_chain);
-        match slot
-            .value
-            .get_or_insert_with(|| apply_chain(&item.value, link))
-        {
-            Some(v) => Val::Shared(Arc::clone(v)),
-            None => Val::Borrowed(item.value.as_ref()),
+        let Cache {
+            by_id,
+            transformed,
+            scratch,
+            ..
+        } = self;
+        let slot = slot_in(by_id, id, link.transform_chain);
+        let range = *slot.value.get_or_insert_with(|| {
+            apply_chain(&item.value, &link.transforms, scratch, transformed)
+        });
+        match range {
+            Some(range) => in_arena(transformed, range),
+            None => &item.value,
         }
     }
 }
@@ -247,30 +265,72 @@ pub(super) fn scan_form(
     (forms[index].len() - 1) as u32
 }
 
-/// A value the operator sees: the item's own bytes, or a (cached) transformed copy.
-pub(super) enum Val<'a> {
-    Borrowed(&'a [u8]),
-    Shared(Arc<[u8]>),
+/// The bytes of `range` (start, length) of `arena`.
+fn in_arena(arena: &[u8], (start, len): (u32, u32)) -> &[u8] {
+    &arena[start as usize..(start + len) as usize]
 }
 
-impl std::ops::Deref for Val<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Val::Borrowed(b) => b,
-            Val::Shared(a) => a,
-        }
-    }
-}
-
-/// The value after `link`'s transformations; None when they leave it unchanged.
-pub(super) fn apply_chain(value: &[u8], link: &Link) -> Option<Arc<[u8]>> {
-    let mut current: Option<Vec<u8>> = None;
-    for t in &link.transforms {
-        let input = current.as_deref().unwrap_or(value);
-        if let Some(next) = t.apply(input) {
+/// The value after a chain of `transforms`, appended to `arena` (its range returned);
+/// None when they leave it unchanged. The transformations write into the two `scratch`
+/// buffers in turn: a chain costs no allocation once they have grown.
+pub(super) fn apply_chain(
+    value: &[u8],
+    transforms: &[Transform],
+    scratch: &mut [Vec<u8>; 2],
+    arena: &mut Vec<u8>,
+) -> Option<(u32, u32)> {
+    // Which buffer holds the current value (None: the value itself).
+    let mut current: Option<usize> = None;
+    for t in transforms {
+        let next = current.map_or(0, |c| 1 - c);
+        let [first, second] = scratch;
+        let (input, out): (&[u8], &mut Vec<u8>) = match (current, next) {
+            (None, _) => (value, first),
+            (Some(_), 0) => (second, first),
+            (Some(_), _) => (first, second),
+        };
+        if t.apply_into(input, out) {
             current = Some(next);
         }
     }
-    current.map(Arc::from)
+    let result = &scratch[current?];
+    let start = arena.len() as u32;
+    arena.extend_from_slice(result);
+    Some((start, result.len() as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_in_scratch_buffers_gives_what_the_transformations_give_one_by_one() {
+        use Transform::*;
+        let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
+        let alphabet = b"aZ09+%2&amp;lt;\"',; /.\\";
+        let chains: [&[Transform]; 4] = [
+            &[UrlDecodeUni, HtmlEntityDecode, Lowercase],
+            &[Lowercase, CmdLine, RemoveWhitespace],
+            &[CompressWhitespace, UrlDecode, NormalizePath, JsDecode],
+            &[RemoveNulls, Trim],
+        ];
+        let mut scratch = [b"stale".to_vec(), b"older bytes".to_vec()];
+        let mut arena = b"earlier values".to_vec();
+        for _ in 0..3_000 {
+            let value: Vec<u8> = (0..rng.usize(0..40))
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            for chain in chains {
+                let mut expected: Option<Vec<u8>> = None;
+                for t in chain {
+                    if let Some(next) = t.apply(expected.as_deref().unwrap_or(&value)) {
+                        expected = Some(next);
+                    }
+                }
+                let got = apply_chain(&value, chain, &mut scratch, &mut arena)
+                    .map(|range| in_arena(&arena, range).to_vec());
+                assert_eq!(got, expected, "{chain:?} {value:?}");
+            }
+        }
+    }
 }
