@@ -1,8 +1,8 @@
 //! A transaction's buffers (the request's values, the memo, the unions, the matches),
 //! kept per thread from one transaction to the next: built fresh, they cost about fifty
 //! allocations per request, as many frees, and pages the allocator hands out cold.
-//! A thread keeps one set; a set grown past [`KEEP_LIMIT`] bytes (a large body) is
-//! freed instead of kept.
+//! A thread keeps one set; a set grown past [`KEEP_LIMIT`] bytes (a large body, its
+//! transformed forms) is freed instead of kept.
 
 use super::super::transaction::Data;
 use super::memo::Cache;
@@ -25,8 +25,18 @@ pub(super) struct Buffers {
     pub(super) stages: [Vec<u8>; 2],
 }
 
-/// Past this many bytes of values, a set of buffers is not kept.
+/// Past this many bytes of values and their transformed forms, a set of buffers is not
+/// kept.
 const KEEP_LIMIT: usize = 256 * 1024;
+
+impl Buffers {
+    /// The bytes held for values: the request's, their scanned and transformed forms,
+    /// the stage buffers.
+    fn value_bytes(&self) -> usize {
+        let [a, b] = &self.stages;
+        self.data.capacity() + self.cache.value_bytes() + a.capacity() + b.capacity()
+    }
+}
 
 thread_local! {
     static KEPT: RefCell<Option<Buffers>> = const { RefCell::new(None) };
@@ -51,7 +61,7 @@ pub(super) fn take() -> Buffers {
 /// Keeps `buffers` for this thread's next transaction (unless it keeps a set already, or
 /// these grew too large).
 pub(super) fn keep(buffers: Buffers) {
-    if buffers.data.capacity() > KEEP_LIMIT {
+    if buffers.value_bytes() > KEEP_LIMIT {
         return;
     }
     KEPT.with(|k| {
@@ -83,6 +93,10 @@ mod tests {
         big.data.fill_from_head(&head.borrowed(), b'&');
         keep(big);
         assert_eq!(kept_bytes(), None, "a large set is freed");
+        let mut transformed = Buffers::default();
+        transformed.cache.transformed.reserve(KEEP_LIMIT + 1);
+        keep(transformed);
+        assert_eq!(kept_bytes(), None, "so is one with many transformed bytes");
         let mut small = Buffers::default();
         small
             .data

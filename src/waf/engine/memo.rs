@@ -71,6 +71,12 @@ impl Cache {
         self.ids.clear();
     }
 
+    /// The bytes held for values' forms (scanned and transformed).
+    pub(super) fn value_bytes(&self) -> usize {
+        let [a, b] = &self.scratch;
+        self.form_bytes.capacity() + self.transformed.capacity() + a.capacity() + b.capacity()
+    }
+
     /// The byte classes of value `id`, computed once.
     pub(super) fn classes(&mut self, id: u32, value: &[u8]) -> u32 {
         let index = id as usize;
