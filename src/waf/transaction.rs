@@ -708,6 +708,16 @@ impl MacroSource for View<'_> {
                 .and_then(|k| self.vars.tx.get(k))
                 .map(|v| Cow::Borrowed(v.as_slice()));
         }
+        let d = self.data;
+        // One key of a keyed collection (`%{REQUEST_HEADERS.host}`): its first value,
+        // borrowed, as `collect` would yield it.
+        if let (Some((lists, names)), Some(key)) = (d.keyed(collection), key) {
+            return lists
+                .iter()
+                .flat_map(|entries| entries.iter())
+                .find(|e| d.get(e.key).eq_ignore_ascii_case(key.as_bytes()))
+                .map(|e| Cow::Borrowed(d.get(if names { e.key } else { e.value })));
+        }
         let target = Target {
             collection,
             selector: key
@@ -718,10 +728,7 @@ impl MacroSource for View<'_> {
         };
         let mut items = Items::new();
         self.collect(&target, &[], &mut items);
-        items
-            .into_iter()
-            .next()
-            .map(|i| Cow::Owned(i.value.into_owned()))
+        items.into_iter().next().map(|i| i.value)
     }
 
     fn rule_field(&self, field: &str) -> Option<String> {
@@ -775,5 +782,46 @@ mod tests {
         assert_eq!(d.get(d.args_get[1].value), b"<");
         assert_eq!(d.cookies.len(), 2);
         assert_eq!(d.get(d.cookies[1].key), b"t");
+    }
+
+    #[test]
+    fn a_macro_reads_a_keyed_value_borrowed_and_whatever_its_case() {
+        let head = RequestHead {
+            method: "GET".into(),
+            uri: b"/?q=1&q=2".to_vec(),
+            headers: vec![
+                (b"Host".to_vec(), b"example.com".to_vec()),
+                (b"X-Two".to_vec(), b"a".to_vec()),
+                (b"x-two".to_vec(), b"b".to_vec()),
+            ],
+            ..Default::default()
+        };
+        let data = Data::from_head(&head.borrowed(), b'&');
+        let vars = Vars::default();
+        let view = View {
+            data: &data,
+            vars: &vars,
+            rule: None,
+        };
+        let read = |c, key| view.lookup(c, key);
+        let host = read(Collection::RequestHeaders, Some("host")).expect("set");
+        assert!(matches!(host, Cow::Borrowed(b"example.com")));
+        assert_eq!(
+            read(Collection::RequestHeaders, Some("x-two")).as_deref(),
+            Some(&b"a"[..])
+        );
+        assert_eq!(
+            read(Collection::RequestHeadersNames, Some("x-two")).as_deref(),
+            Some(&b"X-Two"[..])
+        );
+        assert_eq!(
+            read(Collection::Args, Some("q")).as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(read(Collection::RequestHeaders, Some("absent")), None);
+        assert_eq!(
+            read(Collection::RequestMethod, None).as_deref(),
+            Some(&b"GET"[..])
+        );
     }
 }

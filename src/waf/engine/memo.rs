@@ -105,7 +105,8 @@ impl Cache {
         if !prefilters.covers(chain) {
             return None;
         }
-        if self.classes(id, value) & link.changes_beyond_case == 0 {
+        let classes = self.classes(id, value);
+        if classes & link.changes_beyond_case == 0 {
             // The chain changes at most the case of letters: the value's own hits.
             return Some(self.own_hits(id, value, prefilters, walks));
         }
@@ -123,7 +124,7 @@ impl Cache {
             Some(form) => form,
             None => {
                 let range = *slot.value.get_or_insert_with(|| {
-                    apply_chain(value, &link.transforms, scratch, transformed)
+                    apply_chain(value, classes, &link.transforms, scratch, transformed)
                 });
                 let value = range.map_or(value, |r| in_arena(transformed, r));
                 let form = scan_form(forms, form_bytes, hits, id, value, prefilters, walks);
@@ -186,6 +187,7 @@ impl Cache {
         let Some(id) = item.cache_id else {
             return match apply_chain(
                 &item.value,
+                transforms::byte_classes(&item.value),
                 &link.transforms,
                 &mut self.scratch,
                 &mut self.transformed,
@@ -194,7 +196,8 @@ impl Cache {
                 None => &item.value,
             };
         };
-        if self.classes(id, &item.value) & link.changes == 0 {
+        let classes = self.classes(id, &item.value);
+        if classes & link.changes == 0 {
             return &item.value;
         }
         let Cache {
@@ -205,7 +208,7 @@ impl Cache {
         } = self;
         let slot = slot_in(by_id, id, link.transform_chain);
         let range = *slot.value.get_or_insert_with(|| {
-            apply_chain(&item.value, &link.transforms, scratch, transformed)
+            apply_chain(&item.value, classes, &link.transforms, scratch, transformed)
         });
         match range {
             Some(range) => in_arena(transformed, range),
@@ -276,11 +279,13 @@ fn in_arena(arena: &[u8], (start, len): (u32, u32)) -> &[u8] {
     &arena[start as usize..(start + len) as usize]
 }
 
-/// The value after a chain of `transforms`, appended to `arena` (its range returned);
-/// None when they leave it unchanged. The transformations write into the two `scratch`
-/// buffers in turn: a chain costs no allocation once they have grown.
+/// The value (of byte `classes`) after a chain of `transforms`, appended to `arena` (its
+/// range returned); None when they leave it unchanged. A transformation whose trigger
+/// classes the current value lacks is not run. The transformations write into the two
+/// `scratch` buffers in turn: a chain costs no allocation once they have grown.
 pub(super) fn apply_chain(
     value: &[u8],
+    mut classes: u32,
     transforms: &[Transform],
     scratch: &mut [Vec<u8>; 2],
     arena: &mut Vec<u8>,
@@ -288,6 +293,9 @@ pub(super) fn apply_chain(
     // Which buffer holds the current value (None: the value itself).
     let mut current: Option<usize> = None;
     for t in transforms {
+        if classes & t.trigger() == 0 {
+            continue;
+        }
         let next = current.map_or(0, |c| 1 - c);
         let [first, second] = scratch;
         let (input, out): (&[u8], &mut Vec<u8>) = match (current, next) {
@@ -296,6 +304,7 @@ pub(super) fn apply_chain(
             (Some(_), _) => (first, second),
         };
         if t.apply_into(input, out) {
+            classes = transforms::byte_classes(out);
             current = Some(next);
         }
     }
@@ -333,7 +342,8 @@ mod tests {
                         expected = Some(next);
                     }
                 }
-                let got = apply_chain(&value, chain, &mut scratch, &mut arena)
+                let classes = transforms::byte_classes(&value);
+                let got = apply_chain(&value, classes, chain, &mut scratch, &mut arena)
                     .map(|range| in_arena(&arena, range).to_vec());
                 assert_eq!(got, expected, "{chain:?} {value:?}");
             }
