@@ -400,11 +400,9 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             rule: Some(rule),
         };
         let Some(operator) = &link.operator else {
-            matches.push(Match {
-                name: String::new(),
-                value: Vec::new(),
-                captures: Default::default(),
-            });
+            // (A pooled pair, emptied: every match's pair goes back to `spare` after the
+            // rule, and a new one here would grow it by one per `SecAction` run.)
+            matches.push(pooled(&mut self.spare, |_| {}, b"", None));
             return;
         };
         if let (Some(key), true) = (&link.tx_key, self.removed_targets.is_empty()) {

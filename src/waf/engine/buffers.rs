@@ -55,8 +55,13 @@ pub(super) fn take() -> Buffers {
     b.fired.clear();
     b.matches.clear();
     b.spare.append(&mut b.matched_vars);
+    b.spare.truncate(SPARE_LIMIT);
     b
 }
+
+/// At most this many spare match buffers are kept (a request that matched more keeps
+/// its surplus only until the next one starts).
+const SPARE_LIMIT: usize = 256;
 
 /// Keeps `buffers` for this thread's next transaction (unless it keeps a set already, or
 /// these grew too large).
@@ -76,6 +81,46 @@ pub(super) fn keep(buffers: Buffers) {
 mod tests {
     use super::*;
     use crate::waf::RequestHead;
+
+    #[test]
+    fn the_spare_match_buffers_stay_as_many_however_many_requests_run() {
+        let rules = r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.m=%{REQUEST_METHOD}"
+SecRule REQUEST_HEADERS "@rx ." "id:2,phase:1,pass,nolog"
+SecAction "id:3,phase:2,pass,nolog"
+"#;
+        let set = crate::waf::load_text(rules, std::path::Path::new("t.conf")).expect("parses");
+        let head = RequestHead {
+            method: "GET".into(),
+            uri: b"/".to_vec(),
+            headers: vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec()),
+            ],
+            ..Default::default()
+        };
+        let spare_after_one = || {
+            let mut tx = crate::waf::Transaction::new(&set, head.clone());
+            tx.process_request_headers();
+            tx.process_request_body(b"");
+            let ids: Vec<u32> = tx.fired().iter().map(|f| f.id).collect();
+            assert_eq!(ids, [1, 2, 3]);
+            drop(tx);
+            KEPT.with(|k| {
+                k.borrow()
+                    .as_ref()
+                    .map(|b| b.spare.len() + b.matched_vars.len())
+            })
+        };
+        let first = spare_after_one();
+        for _ in 0..50 {
+            assert_eq!(spare_after_one(), first);
+        }
+        let mut many = take();
+        many.spare.resize_with(SPARE_LIMIT * 2, Default::default);
+        keep(many);
+        assert_eq!(take().spare.len(), SPARE_LIMIT);
+    }
 
     fn kept_bytes() -> Option<usize> {
         KEPT.with(|k| k.borrow().as_ref().map(|b| b.data.capacity()))
