@@ -188,13 +188,92 @@ pub enum Selector {
     All,
     /// A key, lower-cased: keys compare without case, as in ModSecurity.
     Key(String),
-    /// A regex, and the shortest key it can match (shorter keys are refused without
-    /// calling it: 922110's `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/` is tried on every TX
-    /// variable, nearly all shorter than its 31 bytes).
-    Regex(Regex, usize),
+    /// A regex, with what a key needs before the regex is worth calling.
+    Regex(Regex, KeyFilter),
     /// A `/^word/` regex: the keys that start with `word` (lower-cased), found without
     /// the regex engine (CRS's `TX:/^header_name_920450_/` reads TX this way).
     Prefix(String, Regex),
+}
+
+/// What a regex selector's keys must have, checked before the regex runs: at least its
+/// shortest match's length (922110's `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/` is tried on
+/// every TX variable, nearly all shorter than its 31 bytes) and, for an anchored pattern,
+/// its literal start (CRS's cookie exclusions `/^pbjs-\w+$/` and `/^_ga(?:_\w+)?$/` are
+/// tried on every cookie by a dozen rules).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    pub shortest: usize,
+    /// Lower-cased; empty when the pattern is not anchored or starts with no literal.
+    pub prefix: String,
+}
+
+impl KeyFilter {
+    fn of(pattern: &str) -> KeyFilter {
+        let shortest = regex_syntax::ParserBuilder::new()
+            .case_insensitive(true)
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(pattern)
+            .ok()
+            .and_then(|hir| hir.properties().minimum_len())
+            .unwrap_or(0);
+        // The literal after `^`, up to the first byte that may be special (a quantifier
+        // after it would make its last byte optional: that byte is left out).
+        let prefix = match pattern.strip_prefix('^') {
+            // (`^abc|def` also matches keys without `abc`.)
+            Some(_) if has_top_level_alternation(pattern) => String::new(),
+            Some(rest) => {
+                let literal = rest
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+                    .count();
+                let optional_last =
+                    matches!(rest.as_bytes().get(literal), Some(b'?' | b'*' | b'{'));
+                rest[..literal.saturating_sub(usize::from(optional_last))].to_ascii_lowercase()
+            }
+            None => String::new(),
+        };
+        KeyFilter { shortest, prefix }
+    }
+
+    fn admits(&self, key: &[u8]) -> bool {
+        key.len() >= self.shortest
+            && key.len() >= self.prefix.len()
+            && key[..self.prefix.len()].eq_ignore_ascii_case(self.prefix.as_bytes())
+    }
+}
+
+/// Whether `pattern` has a `|` outside every group and class.
+fn has_top_level_alternation(pattern: &str) -> bool {
+    let mut depth = 0usize;
+    let mut bytes = pattern.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' => {
+                bytes.next();
+            }
+            b'[' => {
+                // A class ends at the first `]` that is not its first byte or escaped.
+                let mut first = true;
+                while let Some(c) = bytes.next() {
+                    match c {
+                        b'\\' => {
+                            bytes.next();
+                        }
+                        b']' if !first => break,
+                        _ => {}
+                    }
+                    first = c == b'^' && first;
+                }
+            }
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'|' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 impl Selector {
@@ -202,7 +281,7 @@ impl Selector {
         match self {
             Selector::All => true,
             Selector::Key(k) => key.eq_ignore_ascii_case(k.as_bytes()),
-            Selector::Regex(r, shortest) => key.len() >= *shortest && r.is_match(key),
+            Selector::Regex(r, filter) => filter.admits(key) && r.is_match(key),
             Selector::Prefix(p, _) => {
                 key.len() >= p.len() && key[..p.len()].eq_ignore_ascii_case(p.as_bytes())
             }
@@ -349,16 +428,7 @@ fn parse_selector(sel: &str) -> Result<Selector, String> {
         if let Some(p) = prefix {
             return Ok(Selector::Prefix(p.to_ascii_lowercase(), regex));
         }
-        let shortest = regex_syntax::ParserBuilder::new()
-            .case_insensitive(true)
-            .unicode(false)
-            .utf8(false)
-            .build()
-            .parse(pattern)
-            .ok()
-            .and_then(|hir| hir.properties().minimum_len())
-            .unwrap_or(0);
-        return Ok(Selector::Regex(regex, shortest));
+        return Ok(Selector::Regex(regex, KeyFilter::of(pattern)));
     }
     Ok(Selector::Key(sel.to_ascii_lowercase()))
 }
@@ -373,7 +443,7 @@ mod tests {
             .expect("parses")
             .try_into()
             .expect("one target");
-        assert!(matches!(target.selector, Selector::Regex(_, 31)));
+        assert!(matches!(&target.selector, Selector::Regex(_, f) if f.shortest == 31));
         let s = &target.selector;
         assert!(s.accepts(b"multipart_headers_content_types_part1"));
         assert!(s.accepts(b"x_Multipart_Headers_Content_Types"));
@@ -384,7 +454,7 @@ mod tests {
             .expect("parses")
             .try_into()
             .expect("one");
-        assert!(matches!(t.selector, Selector::Regex(_, 0)));
+        assert!(matches!(&t.selector, Selector::Regex(_, f) if f.shortest == 0));
         assert!(t.selector.accepts(b""));
     }
 
@@ -402,6 +472,47 @@ mod tests {
         assert_eq!(targets[3].collection, Collection::Xml);
         assert!(matches!(&targets[4].selector, Selector::Prefix(p, _) if p == "id_"));
         assert!(targets[4].selector.accepts(b"ID_x") && !targets[4].selector.accepts(b"xid_"));
+    }
+
+    #[test]
+    fn an_anchored_regex_selector_refuses_keys_without_its_literal_start() {
+        let filter = |p: &str| KeyFilter::of(p).prefix;
+        assert_eq!(filter(r"^pbjs-\w+$"), "pbjs-");
+        assert_eq!(filter(r"^_ga(?:_\w+)?$"), "_ga");
+        assert_eq!(filter(r"^ab?c"), "a", "a quantified byte is not required");
+        assert_eq!(filter(r"^a{2}"), "");
+        assert_eq!(filter(r"^(?:x|y)"), "");
+        assert_eq!(filter(r"__utm"), "", "not anchored");
+        assert_eq!(filter(r"^abc|def"), "", "an alternation");
+        assert_eq!(filter(r"^ab(?:c|d)"), "ab");
+        assert_eq!(filter(r"^ab[|]|x"), "");
+        // The filter never refuses a key the regex accepts (random keys).
+        let mut rng = fastrand::Rng::with_seed(7);
+        for pattern in [
+            r"^pbjs-\w+$",
+            r"^_ga(?:_\w+)?$",
+            r"^ab?c",
+            r"^a-*b",
+            r"^x_?",
+            r"^ab|s",
+        ] {
+            let [target] = parse_targets(&format!("REQUEST_COOKIES:/{pattern}/"))
+                .expect("parses")
+                .try_into()
+                .expect("one target");
+            let Selector::Regex(regex, filter) = &target.selector else {
+                panic!("{pattern}: not a regex selector");
+            };
+            for _ in 0..20_000 {
+                let key: Vec<u8> = (0..rng.usize(0..9))
+                    .map(|_| b"_gapbjs-ABCxs"[rng.usize(0..13)])
+                    .collect();
+                if regex.is_match(&key) {
+                    assert!(filter.admits(&key), "{pattern} {key:?}");
+                }
+            }
+            assert!(!target.selector.accepts(b"theme"));
+        }
     }
 
     #[test]
