@@ -656,31 +656,8 @@ fn each_stage(
     if each(0, value) {
         return;
     }
-    let mut classes = transforms::byte_classes(value);
-    let mut stage = 0;
-    // Which buffer holds the current stage (None: the value itself).
-    let mut current: Option<usize> = None;
-    for t in &link.transforms {
-        if classes & t.trigger() == 0 {
-            continue;
-        }
-        let next = current.map_or(0, |c| 1 - c);
-        let [first, second] = buffers;
-        let (input, out): (&[u8], &mut Vec<u8>) = match (current, next) {
-            (None, _) => (value, first),
-            (Some(_), 0) => (second, first),
-            (Some(_), _) => (first, second),
-        };
-        if !t.apply_into(input, out) {
-            continue;
-        }
-        current = Some(next);
-        stage += 1;
-        classes = transforms::byte_classes(out);
-        if each(stage, out) {
-            return;
-        }
-    }
+    let classes = transforms::byte_classes(value);
+    transforms::run_chain(value, classes, &link.transforms, buffers, each);
 }
 
 /// The body processor ModSecurity's recommended setup picks for a Content-Type.

@@ -214,6 +214,44 @@ impl Transform {
     }
 }
 
+/// Runs a chain of `transforms` over `value` (of byte `classes`) in the two `buffers`,
+/// in turn, skipping each transformation whose trigger classes the current value lacks
+/// (the classes are recomputed after each change). After each change, `changed` gets the
+/// stage's number (from 1) and bytes, and may end the chain by returning true. Returns
+/// which buffer holds the last changed value; None when the chain left it as it was.
+pub fn run_chain(
+    value: &[u8],
+    mut classes: u32,
+    transforms: &[Transform],
+    buffers: &mut [Vec<u8>; 2],
+    mut changed: impl FnMut(usize, &[u8]) -> bool,
+) -> Option<usize> {
+    let mut current: Option<usize> = None;
+    let mut stage = 0;
+    for t in transforms {
+        if classes & t.trigger() == 0 {
+            continue;
+        }
+        let next = current.map_or(0, |c| 1 - c);
+        let [first, second] = buffers;
+        let (input, out): (&[u8], &mut Vec<u8>) = match (current, next) {
+            (None, _) => (value, first),
+            (Some(_), 0) => (second, first),
+            (Some(_), _) => (first, second),
+        };
+        if !t.apply_into(input, out) {
+            continue;
+        }
+        current = Some(next);
+        stage += 1;
+        classes = byte_classes(out);
+        if changed(stage, out) {
+            break;
+        }
+    }
+    current
+}
+
 /// For the transformations that build their own vector: `out` takes a changed result.
 fn replaced(result: Option<Vec<u8>>, input: &[u8], out: &mut Vec<u8>) -> bool {
     match result {
@@ -1153,6 +1191,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_chain_reports_each_change_in_turn_and_stops_when_asked() {
+        let chain = [UrlDecode, Lowercase, RemoveNulls, RemoveWhitespace];
+        let value = b"A%20B+C";
+        let mut buffers = [b"stale".to_vec(), Vec::new()];
+        let mut seen = Vec::new();
+        let last = run_chain(
+            value,
+            byte_classes(value),
+            &chain,
+            &mut buffers,
+            |stage, v| {
+                seen.push((stage, v.to_vec()));
+                false
+            },
+        );
+        let stages = [
+            (1, b"A B C".to_vec()),
+            (2, b"a b c".to_vec()),
+            (3, b"abc".to_vec()),
+        ];
+        assert_eq!(seen, stages, "RemoveNulls changes nothing and is no stage");
+        assert_eq!(last.map(|b| buffers[b].clone()), Some(b"abc".to_vec()));
+        seen.clear();
+        let last = run_chain(
+            value,
+            byte_classes(value),
+            &chain,
+            &mut buffers,
+            |stage, v| {
+                seen.push((stage, v.to_vec()));
+                stage == 2
+            },
+        );
+        assert_eq!(seen, stages[..2]);
+        assert_eq!(last.map(|b| buffers[b].clone()), Some(b"a b c".to_vec()));
+        let plain = b"abc";
+        assert_eq!(
+            run_chain(plain, byte_classes(plain), &chain, &mut buffers, |_, _| {
+                true
+            }),
+            None
+        );
     }
 
     #[test]

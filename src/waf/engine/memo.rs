@@ -285,30 +285,13 @@ fn in_arena(arena: &[u8], (start, len): (u32, u32)) -> &[u8] {
 /// `scratch` buffers in turn: a chain costs no allocation once they have grown.
 pub(super) fn apply_chain(
     value: &[u8],
-    mut classes: u32,
+    classes: u32,
     transforms: &[Transform],
     scratch: &mut [Vec<u8>; 2],
     arena: &mut Vec<u8>,
 ) -> Option<(u32, u32)> {
-    // Which buffer holds the current value (None: the value itself).
-    let mut current: Option<usize> = None;
-    for t in transforms {
-        if classes & t.trigger() == 0 {
-            continue;
-        }
-        let next = current.map_or(0, |c| 1 - c);
-        let [first, second] = scratch;
-        let (input, out): (&[u8], &mut Vec<u8>) = match (current, next) {
-            (None, _) => (value, first),
-            (Some(_), 0) => (second, first),
-            (Some(_), _) => (first, second),
-        };
-        if t.apply_into(input, out) {
-            classes = transforms::byte_classes(out);
-            current = Some(next);
-        }
-    }
-    let result = &scratch[current?];
+    let last = transforms::run_chain(value, classes, transforms, scratch, |_, _| false)?;
+    let result = &scratch[last];
     let start = arena.len() as u32;
     arena.extend_from_slice(result);
     Some((start, result.len() as u32))
