@@ -1196,46 +1196,28 @@ mod tests {
     #[test]
     fn a_chain_reports_each_change_in_turn_and_stops_when_asked() {
         let chain = [UrlDecode, Lowercase, RemoveNulls, RemoveWhitespace];
-        let value = b"A%20B+C";
         let mut buffers = [b"stale".to_vec(), Vec::new()];
-        let mut seen = Vec::new();
-        let last = run_chain(
-            value,
-            byte_classes(value),
-            &chain,
-            &mut buffers,
-            |stage, v| {
-                seen.push((stage, v.to_vec()));
-                false
-            },
-        );
+        // The stages seen and the chain's last value, stopping after stage `stop`.
+        let mut run = |value: &[u8], stop: usize| {
+            let mut seen = Vec::new();
+            let last = run_chain(value, byte_classes(value), &chain, &mut buffers, |n, v| {
+                seen.push((n, v.to_vec()));
+                n == stop
+            });
+            (seen, last.map(|b| buffers[b].clone()))
+        };
         let stages = [
             (1, b"A B C".to_vec()),
             (2, b"a b c".to_vec()),
             (3, b"abc".to_vec()),
         ];
+        let (seen, last) = run(b"A%20B+C", 0);
         assert_eq!(seen, stages, "RemoveNulls changes nothing and is no stage");
-        assert_eq!(last.map(|b| buffers[b].clone()), Some(b"abc".to_vec()));
-        seen.clear();
-        let last = run_chain(
-            value,
-            byte_classes(value),
-            &chain,
-            &mut buffers,
-            |stage, v| {
-                seen.push((stage, v.to_vec()));
-                stage == 2
-            },
-        );
+        assert_eq!(last, Some(b"abc".to_vec()));
+        let (seen, last) = run(b"A%20B+C", 2);
         assert_eq!(seen, stages[..2]);
-        assert_eq!(last.map(|b| buffers[b].clone()), Some(b"a b c".to_vec()));
-        let plain = b"abc";
-        assert_eq!(
-            run_chain(plain, byte_classes(plain), &chain, &mut buffers, |_, _| {
-                true
-            }),
-            None
-        );
+        assert_eq!(last, Some(b"a b c".to_vec()));
+        assert_eq!(run(b"abc", 0), (Vec::new(), None));
     }
 
     #[test]
