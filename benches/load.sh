@@ -245,7 +245,7 @@ EOF
     echo 'wrk.method = "POST"'
     echo 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"'
     printf 'wrk.body = "'
-    for i in $(seq 0 19); do
+    for i in $(seq 0 24); do
         printf 'field%d=some+ordinary+text+value+number+%04d+with+words+and+more+words+here+to+fill&' "$i" "$i"
     done | head -c 2048
     echo '"'

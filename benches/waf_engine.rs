@@ -71,10 +71,12 @@ fn run(profile: &WafProfile, head: &RequestHead, body: &[u8]) -> bool {
 fn engine(c: &mut Criterion) {
     let crs_dir = std::env::var("GATEHOUSE_CRS_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora/crs").into());
-    let form: String = (0..20)
-        .map(|i| format!("field{i}=some+ordinary+text+value+number+{i:04}+with+words"))
-        .collect::<Vec<_>>()
-        .join("&");
+    // The same 2 KB form as `benches/load.sh`'s POST.
+    let form: String = (0..25)
+        .map(|i| {
+            format!("field{i}=some+ordinary+text+value+number+{i:04}+with+words+and+more+words+here+to+fill&")
+        })
+        .collect();
     let form = &form[..form.len().min(2048)];
     let get = head(
         "GET",
