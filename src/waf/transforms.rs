@@ -1161,6 +1161,9 @@ mod tests {
     }
 
     #[test]
+    // (`apply` is `apply_into` on a fresh buffer: this checks that what a reused buffer
+    // held never leaks into the result; each transformation's own output is checked by
+    // the tests above.)
     fn apply_into_gives_what_apply_gives_whatever_the_buffer_held() {
         let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
         let mut next = move |n: u64| rng.u64(0..n);

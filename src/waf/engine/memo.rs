@@ -173,7 +173,7 @@ impl Cache {
         let missing = walks & !f.walked;
         if missing != 0 {
             f.walked |= missing;
-            let bytes = &self.form_bytes[f.start as usize..(f.start + f.len) as usize];
+            let bytes = in_arena(&self.form_bytes, (f.start, f.len));
             let at = f.hits as usize;
             let hits = &mut self.hits[at..at + prefilters.words()];
             prefilters.add_automaton_hits(bytes, hits, missing);
@@ -253,9 +253,9 @@ pub(super) fn scan_form(
     if index >= forms.len() {
         forms.resize_with(index + 1, SmallVec::new);
     }
-    let seen = forms[index].iter().position(|f| {
-        form_bytes[f.start as usize..(f.start + f.len) as usize].eq_ignore_ascii_case(value)
-    });
+    let seen = forms[index]
+        .iter()
+        .position(|f| in_arena(form_bytes, (f.start, f.len)).eq_ignore_ascii_case(value));
     if let Some(form) = seen {
         return form as u32;
     }
@@ -274,7 +274,8 @@ pub(super) fn scan_form(
     (forms[index].len() - 1) as u32
 }
 
-/// The bytes of `range` (start, length) of `arena`.
+/// The bytes of `range` (start, length) of `arena` (the scanned forms', the transformed
+/// values').
 fn in_arena(arena: &[u8], (start, len): (u32, u32)) -> &[u8] {
     &arena[start as usize..(start + len) as usize]
 }
