@@ -16,6 +16,7 @@
 # POST, through Gatehouse with the WAF off, Gatehouse with CRS 4 at paranoia 1, and nginx
 # with ModSecurity v3 and the same CRS (CRS_DIR, default ../shared/corpora/crs).
 # Environment: ROUNDS (5), DURATION seconds per run (4), CONNECTIONS (16), BIN_DIR,
+# WAF_REQUESTS (varied: each WAF request another page, session and form; or repeated),
 # GATEHOUSE_SERVER_EXTRA (extra `server:` keys for a tuning experiment, e.g.
 # ", work_stealing: true").
 set -euo pipefail
@@ -231,7 +232,14 @@ EOF
     echo $!
 }
 
-# The WAF scenarios' requests: a browser's headers and cookie; the POST's 2 KB form.
+# The WAF scenarios' requests: a browser's headers and cookie; the POST's 2 KB form. By
+# default (WAF_REQUESTS=varied) every request is another page, session and form: the
+# query arguments, Referer, cookie values and form values change from one request to the
+# next, and only what a browser sends on every request (User-Agent, Accept...) repeats,
+# so that the WAF's memo of values kept between requests is credited only with what it
+# would find in real traffic. WAF_REQUESTS=repeated sends one request over and over.
+WAF_REQUESTS=${WAF_REQUESTS:-varied}
+case $WAF_REQUESTS in varied | repeated) ;; *) die "WAF_REQUESTS is varied or repeated" ;; esac
 {
     echo 'wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"'
     echo 'wrk.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"'
@@ -239,16 +247,56 @@ EOF
     echo 'wrk.headers["Accept-Encoding"] = "gzip, deflate, br"'
     echo 'wrk.headers["Referer"] = "https://shop.example.com/catalog?page=1"'
     echo 'wrk.headers["Cookie"] = "session=3f9a1c2e7b5d4a60; theme=dark; _ga=GA1.2.1234567890.1700000000"'
+    if [ "$WAF_REQUESTS" = varied ]; then
+        cat <<'EOF'
+local n = 0
+-- Request number n's own page and session.
+function vary()
+    n = n + 1
+    wrk.headers["Referer"] = "https://shop.example.com/catalog?page=" .. n
+    wrk.headers["Cookie"] = string.format("session=%07x%09x; theme=dark; _ga=GA1.2.%d.1700000000",
+        (n * 7919) % 268435456, (n * 104729 + 12345) % 68719476736, 1000000000 + n)
+end
+EOF
+    fi
 } >"$WORK/browser.lua"
+{
+    cat "$WORK/browser.lua"
+    if [ "$WAF_REQUESTS" = varied ]; then
+        cat <<'EOF'
+request = function()
+    vary()
+    local path = string.format("/products/list?category=shoes&size=%d&sort=price_asc&page=%d",
+        30 + n % 20, n)
+    return wrk.format("GET", path)
+end
+EOF
+    fi
+} >"$WORK/browser-get.lua"
 {
     cat "$WORK/browser.lua"
     echo 'wrk.method = "POST"'
     echo 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"'
-    printf 'wrk.body = "'
-    for i in $(seq 0 24); do
-        printf 'field%d=some+ordinary+text+value+number+%04d+with+words+and+more+words+here+to+fill&' "$i" "$i"
-    done | head -c 2048
-    echo '"'
+    if [ "$WAF_REQUESTS" = varied ]; then
+        cat <<'EOF'
+request = function()
+    vary()
+    local fields = {}
+    for i = 0, 24 do
+        fields[#fields + 1] = string.format(
+            "field%d=some+ordinary+text+value+number+%04d+with+words+and+more+words+here+to+fill&",
+            i, (n * 31 + i) % 10000)
+    end
+    return wrk.format("POST", "/account/profile", nil, string.sub(table.concat(fields), 1, 2048))
+end
+EOF
+    else
+        printf 'wrk.body = "'
+        for i in $(seq 0 24); do
+            printf 'field%d=some+ordinary+text+value+number+%04d+with+words+and+more+words+here+to+fill&' "$i" "$i"
+        done | head -c 2048
+        echo '"'
+    fi
 } >"$WORK/form-post.lua"
 
 # wrk against a port; prints "requests rps p50_us p99_us"
@@ -276,7 +324,7 @@ run_wrk() { # port seconds host path [script]
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "Gatehouse load benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS; proxy pinned to core $PROXY_CORE (1 worker), origin+wrk on core $LOAD_CORE"
+echo "rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS waf_requests=$WAF_REQUESTS; proxy pinned to core $PROXY_CORE (1 worker), origin+wrk on core $LOAD_CORE"
 echo
 
 for scenario in "${SCENARIOS[@]}"; do
@@ -288,7 +336,7 @@ for scenario in "${SCENARIOS[@]}"; do
         waf | waf-post)
             host=shop.example.com
             path='/products/list?category=shoes&size=42&sort=price_asc'
-            script=$WORK/browser.lua
+            script=$WORK/browser-get.lua
             if [ "$scenario" = waf-post ]; then path=/account/profile; script=$WORK/form-post.lua; fi
             [ -r "$MODSEC_MODULE" ] ||
                 die "nginx's ModSecurity module is missing (make bench-load installs libnginx-mod-http-modsecurity)"

@@ -1,7 +1,11 @@
 //! Criterion benches of the WAF engine on whole requests, through the same profile
 //! compiler the proxy uses: CRS 4 at paranoia 1 (from `../shared/corpora/crs`, or
 //! `GATEHOUSE_CRS_DIR`) and the embedded rule set, on a benign browser GET with query
-//! arguments and a cookie, a benign 2 KB form POST, and an SQL-injection attack.
+//! arguments and a cookie, a benign 2 KB form POST, and an SQL-injection attack. The
+//! engine keeps what it learnt of request values from one request to the next, so the
+//! same request run over and over finds every value known: the `-varied` benches send
+//! another page, session and form each time (as `benches/load.sh` does by default), and
+//! only what a browser sends on every request repeats.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gatehouse::config;
@@ -61,6 +65,47 @@ fn head(method: &str, uri: &str, extra: &[(&str, &str)]) -> RequestHead {
     }
 }
 
+/// Request `n` of a browsing session's worth of different requests: its own page (query
+/// arguments, Referer), session cookie and, for a POST, form values.
+fn varied(n: usize, method: &str, path: &str, extra: &[(&str, &str)]) -> RequestHead {
+    let mut head = head(method, path, extra);
+    if method == "GET" {
+        head.uri = format!(
+            "/products/list?category=shoes&size={}&sort=price_asc&page={n}",
+            30 + n % 20
+        )
+        .into_bytes();
+    }
+    let session = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 8;
+    for (name, value) in &mut head.headers {
+        match name.as_slice() {
+            b"referer" => {
+                *value = format!("https://shop.example.com/catalog?page={n}").into_bytes()
+            }
+            b"cookie" => {
+                *value = format!(
+                    "session={session:016x}; theme=dark; _ga=GA1.2.{}.1700000000",
+                    1_000_000_000 + n
+                )
+                .into_bytes()
+            }
+            _ => {}
+        }
+    }
+    head
+}
+
+/// The 2 KB form (25 fields cut at 2,048 bytes), its numbers from `n`.
+fn form_body(n: usize) -> String {
+    let form: String = (0..25)
+        .map(|i| {
+            let number = (n * 31 + i) % 10_000;
+            format!("field{i}=some+ordinary+text+value+number+{number:04}+with+words+and+more+words+here+to+fill&")
+        })
+        .collect();
+    form[..form.len().min(2048)].to_string()
+}
+
 fn run(profile: &WafProfile, head: &RequestHead, body: &[u8]) -> bool {
     let mut tx = Transaction::new(std::sync::Arc::clone(&profile.rules), head.clone());
     tx.process_request_headers();
@@ -71,13 +116,9 @@ fn run(profile: &WafProfile, head: &RequestHead, body: &[u8]) -> bool {
 fn engine(c: &mut Criterion) {
     let crs_dir = std::env::var("GATEHOUSE_CRS_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpora/crs").into());
-    // The same 2 KB form as `benches/load.sh`'s POST.
-    let form: String = (0..25)
-        .map(|i| {
-            format!("field{i}=some+ordinary+text+value+number+{i:04}+with+words+and+more+words+here+to+fill&")
-        })
-        .collect();
-    let form = &form[..form.len().min(2048)];
+    // The same 2 KB form as `benches/load.sh`'s POST (WAF_REQUESTS=repeated).
+    let fixed_form = form_body(0);
+    let form = fixed_form.as_str();
     let get = head(
         "GET",
         "/products/list?category=shoes&size=42&sort=price_asc",
@@ -96,6 +137,21 @@ fn engine(c: &mut Criterion) {
         "/products/list?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
         &[],
     );
+    // More different requests than the memo keeps values of (it is forgotten whole and
+    // starts again, as in a proxy that sees many sessions).
+    const VARIED: usize = 4096;
+    let gets: Vec<RequestHead> = (0..VARIED).map(|n| varied(n, "GET", "", &[])).collect();
+    let posts: Vec<(RequestHead, String)> = (0..VARIED)
+        .map(|n| {
+            let body = form_body(n);
+            let length = body.len().to_string();
+            let extra = [
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("content-length", length.as_str()),
+            ];
+            (varied(n, "POST", "/account/profile", &extra), body)
+        })
+        .collect();
     for (name, p) in [
         ("crs-pl1", profile(Some(&crs_dir))),
         ("embedded", profile(None)),
@@ -106,11 +162,33 @@ fn engine(c: &mut Criterion) {
             "{name}: benign POST passes"
         );
         assert!(run(&p, &attack, b""), "{name}: attack blocked");
+        assert!(
+            gets.iter().all(|g| !run(&p, g, b"")),
+            "{name}: varied GETs pass"
+        );
+        assert!(
+            posts.iter().all(|(h, body)| !run(&p, h, body.as_bytes())),
+            "{name}: varied POSTs pass"
+        );
         c.bench_function(&format!("waf/{name}/benign-get"), |b| {
             b.iter(|| run(&p, black_box(&get), b""))
         });
         c.bench_function(&format!("waf/{name}/form-post-2k"), |b| {
             b.iter(|| run(&p, black_box(&post), form.as_bytes()))
+        });
+        let mut n = 0;
+        c.bench_function(&format!("waf/{name}/benign-get-varied"), |b| {
+            b.iter(|| {
+                n = (n + 1) % VARIED;
+                run(&p, black_box(&gets[n]), b"")
+            })
+        });
+        c.bench_function(&format!("waf/{name}/form-post-2k-varied"), |b| {
+            b.iter(|| {
+                n = (n + 1) % VARIED;
+                let (head, body) = &posts[n];
+                run(&p, black_box(head), body.as_bytes())
+            })
         });
         c.bench_function(&format!("waf/{name}/sqli-get"), |b| {
             b.iter(|| run(&p, black_box(&attack), b""))

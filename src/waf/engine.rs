@@ -96,7 +96,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
 
     /// As [`Transaction::new`], with the head borrowed from where it is.
     pub fn of_head(rules: R, head: &RequestHeadRef) -> Transaction<R> {
-        let mut b = buffers::take();
+        let mut b = buffers::take(rules.memo_id);
         b.data
             .fill_from_head(head, rules.settings.argument_separator);
         let body_processor = b.data.header("content-type").and_then(processor_for);

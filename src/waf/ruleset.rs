@@ -220,6 +220,9 @@ pub struct RuleSet {
     /// Per rule (by index), its first link's [`Gate`] when it has a prefilter.
     pub gates: Vec<Option<Gate>>,
     pub gate_quicks: Vec<Quick>,
+    /// Unique to this rule set in the process: what a thread's memo of values (kept
+    /// from one transaction to the next) is for.
+    pub memo_id: u64,
 }
 
 impl RuleSet {
@@ -719,7 +722,9 @@ impl Builder {
         for ((own, _), id) in &chain_unions {
             chain_union_sources[*id as usize] = *own;
         }
+        static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         RuleSet {
+            memo_id: BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             initial_tx,
             chain_union_sources,
             gates,

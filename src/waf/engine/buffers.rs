@@ -25,9 +25,13 @@ pub(super) struct Buffers {
     pub(super) stages: [Vec<u8>; 2],
 }
 
-/// Past this many bytes of values and their transformed forms, a set of buffers is not
-/// kept.
-const KEEP_LIMIT: usize = 256 * 1024;
+/// A thread keeps the memo of values of this many rule sets (a profile per route).
+const MEMOS: usize = 4;
+
+/// Past this many bytes of values, their transformed forms and the memo's entries, a set
+/// of buffers is not kept (the memo kept between requests stays below it: see
+/// [`super::memo::KEPT_ENTRIES`]).
+const KEEP_LIMIT: usize = 1024 * 1024;
 
 impl Buffers {
     /// The bytes held for values: the request's, their scanned and transformed forms,
@@ -40,14 +44,31 @@ impl Buffers {
 
 thread_local! {
     static KEPT: RefCell<Option<Buffers>> = const { RefCell::new(None) };
+    /// The memos of the other rule sets this thread ran lately.
+    static OTHER_MEMOS: RefCell<Vec<Cache>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This thread's kept buffers, emptied, or a new set.
-pub(super) fn take() -> Buffers {
+/// This thread's kept buffers, emptied (but for the memo of values kept for the rule
+/// set `rules`), or a new set.
+pub(super) fn take(rules: u64) -> Buffers {
     let kept = KEPT.with(|k| k.borrow_mut().take());
     let mut b = kept.unwrap_or_default();
+    if !b.cache.is_for(rules) {
+        OTHER_MEMOS.with(|m| {
+            let mut others = m.borrow_mut();
+            let memo = match others.iter().position(|m| m.is_for(rules)) {
+                Some(i) => others.remove(i),
+                None => Cache::default(),
+            };
+            let previous = std::mem::replace(&mut b.cache, memo);
+            if previous.value_bytes() <= KEEP_LIMIT {
+                others.insert(0, previous);
+                others.truncate(MEMOS - 1);
+            }
+        });
+    }
     b.data.clear();
-    b.cache.clear();
+    b.cache.start(rules);
     b.unions.clear();
     b.walked.clear();
     b.union_hits.clear();
@@ -75,6 +96,12 @@ pub(super) fn keep(buffers: Buffers) {
             *kept = Some(buffers);
         }
     });
+}
+
+/// How many distinct values the memo this thread keeps knows (None: no buffers kept).
+#[cfg(test)]
+pub(super) fn kept_memo_values() -> Option<usize> {
+    KEPT.with(|k| k.borrow().as_ref().map(|b| b.cache.known_values()))
 }
 
 #[cfg(test)]
@@ -116,10 +143,10 @@ SecAction "id:3,phase:2,pass,nolog"
         for _ in 0..50 {
             assert_eq!(spare_after_one(), first);
         }
-        let mut many = take();
+        let mut many = take(0);
         many.spare.resize_with(SPARE_LIMIT * 2, Default::default);
         keep(many);
-        assert_eq!(take().spare.len(), SPARE_LIMIT);
+        assert_eq!(take(0).spare.len(), SPARE_LIMIT);
     }
 
     fn kept_bytes() -> Option<usize> {
@@ -128,7 +155,7 @@ SecAction "id:3,phase:2,pass,nolog"
 
     #[test]
     fn a_thread_keeps_one_set_and_not_one_grown_past_the_limit() {
-        drop(take());
+        drop(take(0));
         assert_eq!(kept_bytes(), None);
         let mut big = Buffers::default();
         let head = RequestHead {
@@ -151,7 +178,7 @@ SecAction "id:3,phase:2,pass,nolog"
         assert_eq!(kept_bytes(), Some(size));
         keep(Buffers::default());
         assert_eq!(kept_bytes(), Some(size), "the first set stays");
-        let reused = take();
+        let reused = take(0);
         assert_eq!(reused.data.capacity(), size);
         assert_eq!(kept_bytes(), None);
     }

@@ -1,16 +1,23 @@
-//! The transaction's memo of request values: each value's byte classes, its transformed
-//! form per chain, and the literal prefilter's hits per distinct form, each computed once
-//! however many rules read the value. Most chains leave most values as they are; a
-//! value's byte classes tell which, and those chains cost neither a transformation nor a
-//! lookup.
+//! The memo of request values: each value's byte classes, its transformed form per
+//! chain, and the literal prefilter's hits per distinct form, each computed once however
+//! many rules read the value. Most chains leave most values as they are; a value's byte
+//! classes tell which, and those chains cost neither a transformation nor a lookup.
+//!
+//! All of it is a function of the value's bytes and the rule set alone, so it is kept
+//! from one transaction to the next on a thread (by the values' bytes, for one rule set
+//! at a time): a browser sends the same User-Agent, Accept, Accept-Language... on every
+//! request, and those are read through the most chains. The kept part is bounded
+//! ([`KEPT_ENTRIES`], [`KEPT_BYTES`]) and forgotten whole when it grows past the bound.
 
 use super::super::prefilter::{Prefilters, Walks};
 use super::super::ruleset::Link;
 use super::super::transaction::Item;
 use super::super::transforms::{self, Transform};
 use smallvec::SmallVec;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
-/// What is known of one request value under one transformation chain.
+/// What is known of one value under one transformation chain.
 #[derive(Clone, Default)]
 pub(super) struct Slot {
     /// None: not computed yet; Some(None): the chain leaves the value unchanged;
@@ -35,59 +42,151 @@ pub(super) struct Form {
 /// The distinct forms of one value that were scanned.
 pub(super) type Forms = SmallVec<[Form; 2]>;
 
-/// Per-transaction memo of transformed values and prefilter scans, by arena id and chain
-/// id: a value is transformed and scanned once per chain, however many rules read it.
-/// Most chains leave most values as they are: a value's byte classes, known once, tell
-/// which, and those chains cost neither a transformation nor a lookup.
+/// What is known of one distinct value (its bytes: `key` in [`Cache::keys`]).
+struct Entry {
+    key: (u32, u32),
+    classes: u32,
+    /// Which of `forms` the value's own bytes are (`NOT_SCANNED` until scanned).
+    own: u32,
+    slots: SmallVec<[(u32, Slot); 4]>,
+    forms: Forms,
+}
+
+/// At most this many distinct values are kept from one transaction to the next.
+pub(super) const KEPT_ENTRIES: usize = 2048;
+/// At most this many bytes of values and their forms are kept from one transaction to
+/// the next.
+pub(super) const KEPT_BYTES: usize = 256 * 1024;
+
+/// The memo: per value id, an entry found by the value's bytes; the entries (with their
+/// transformed forms and hits) kept across transactions on one rule set.
 #[derive(Default)]
 pub(super) struct Cache {
-    pub(super) by_id: Vec<SmallVec<[(u32, Slot); 4]>>,
-    /// Per value: its byte classes (0: not known yet) and which of its [`Forms`] its own
-    /// bytes are (`NOT_SCANNED` until scanned).
-    pub(super) values: Vec<(u32, u32)>,
-    /// Every scan's hits, back to back.
-    pub(super) hits: Vec<u64>,
-    pub(super) forms: Vec<Forms>,
-    pub(super) form_bytes: Vec<u8>,
-    /// Every transformed value, back to back (see [`Slot::value`]).
-    pub(super) transformed: Vec<u8>,
+    /// Per value id of this transaction: its entry (`NO_ENTRY` until first read).
+    entry_of: Vec<u32>,
+    /// Transformed values that are not request data (TX...), this transaction's only.
+    loose: Vec<u8>,
     /// The two buffers a chain's transformations write in turn (reused).
     pub(super) scratch: [Vec<u8>; 2],
     /// Scratch list of a collection's value ids (reused).
     pub(super) ids: Vec<u32>,
+    /// The rule set (its [`super::super::ruleset::RuleSet::memo_id`]) the kept part is for.
+    rules: u64,
+    /// Entries by a hash of their bytes (a collision leaves the newer value out).
+    index: HashMap<u64, u32, BuildHasherDefault<Hashed>>,
+    entries: Vec<Entry>,
+    keys: Vec<u8>,
+    /// Every scan's hits, back to back.
+    pub(super) hits: Vec<u64>,
+    form_bytes: Vec<u8>,
+    /// Every transformed value, back to back (see [`Slot::value`]).
+    pub(super) transformed: Vec<u8>,
 }
 
 pub(super) const NOT_SCANNED: u32 = u32::MAX;
+const NO_ENTRY: u32 = u32::MAX;
+
+/// The map's keys are hashes already.
+#[derive(Default)]
+struct Hashed(u64);
+
+impl Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 impl Cache {
-    /// Forgets every value, keeping the buffers' capacity (for the next request).
-    pub(super) fn clear(&mut self) {
-        self.by_id.clear();
-        self.values.clear();
-        self.hits.clear();
-        self.forms.clear();
-        self.form_bytes.clear();
-        self.transformed.clear();
+    /// Readies the memo for a transaction on the rule set `rules`: this transaction's
+    /// ids forgotten, the kept entries too when they are another rule set's or past the
+    /// bounds.
+    pub(super) fn start(&mut self, rules: u64) {
+        self.entry_of.clear();
+        self.loose.clear();
         self.ids.clear();
+        let kept_bytes = self.keys.len() + self.form_bytes.len() + self.transformed.len();
+        if self.rules != rules || self.entries.len() > KEPT_ENTRIES || kept_bytes > KEPT_BYTES {
+            self.rules = rules;
+            self.index.clear();
+            self.entries.clear();
+            self.keys.clear();
+            self.hits.clear();
+            self.form_bytes.clear();
+            self.transformed.clear();
+        }
     }
 
-    /// The bytes held for values' forms (scanned and transformed).
+    /// Whether the kept part is for the rule set `rules`.
+    pub(super) fn is_for(&self, rules: u64) -> bool {
+        self.rules == rules
+    }
+
+    /// The bytes held for values' forms (scanned and transformed) and their entries.
     pub(super) fn value_bytes(&self) -> usize {
         let [a, b] = &self.scratch;
-        self.form_bytes.capacity() + self.transformed.capacity() + a.capacity() + b.capacity()
+        self.form_bytes.capacity()
+            + self.transformed.capacity()
+            + self.keys.capacity()
+            + self.loose.capacity()
+            + a.capacity()
+            + b.capacity()
+            + self.hits.capacity() * 8
+            + self.entries.capacity() * std::mem::size_of::<Entry>()
     }
 
-    /// The byte classes of value `id`, computed once.
-    pub(super) fn classes(&mut self, id: u32, value: &[u8]) -> u32 {
+    /// How many distinct values are known.
+    #[cfg(test)]
+    pub(super) fn known_values(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry of value `id` (bytes `value`): found by its bytes the first time the
+    /// transaction reads it, made when new.
+    fn entry(&mut self, id: u32, value: &[u8]) -> usize {
         let index = id as usize;
-        if index >= self.values.len() {
-            self.values.resize(index + 1, (0, NOT_SCANNED));
+        if index >= self.entry_of.len() {
+            self.entry_of.resize(index + 1, NO_ENTRY);
         }
-        let known = &mut self.values[index].0;
-        if *known == 0 {
-            *known = transforms::byte_classes(value);
+        if self.entry_of[index] != NO_ENTRY {
+            return self.entry_of[index] as usize;
         }
-        *known
+        let hash = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(value);
+        let known = self.index.get(&hash).copied();
+        let entry = match known {
+            Some(e) if in_arena(&self.keys, self.entries[e as usize].key) == value => e,
+            _ => {
+                let e = self.entries.len() as u32;
+                let start = self.keys.len() as u32;
+                self.keys.extend_from_slice(value);
+                self.entries.push(Entry {
+                    key: (start, value.len() as u32),
+                    classes: transforms::byte_classes(value),
+                    own: NOT_SCANNED,
+                    slots: SmallVec::new(),
+                    forms: SmallVec::new(),
+                });
+                if known.is_none() {
+                    self.index.insert(hash, e);
+                }
+                e
+            }
+        };
+        self.entry_of[index] = entry;
+        entry as usize
+    }
+
+    /// The byte classes of value `id`.
+    pub(super) fn classes(&mut self, id: u32, value: &[u8]) -> u32 {
+        let e = self.entry(id, value);
+        self.entries[e].classes
     }
 
     /// Where the prefilter hits of value `id` (request data, bytes `value`) under
@@ -105,34 +204,44 @@ impl Cache {
         if !prefilters.covers(chain) {
             return None;
         }
-        let classes = self.classes(id, value);
-        if classes & link.changes_beyond_case == 0 {
-            // The chain changes at most the case of letters: the value's own hits.
-            return Some(self.own_hits(id, value, prefilters, walks));
-        }
+        let e = self.entry(id, value);
         let Cache {
-            by_id,
+            entries,
             hits,
-            forms,
             form_bytes,
             transformed,
             scratch,
             ..
         } = self;
-        let slot = slot_in(by_id, id, chain);
-        let form = match slot.form {
-            Some(form) => form,
-            None => {
-                let range = *slot.value.get_or_insert_with(|| {
-                    apply_chain(value, classes, &link.transforms, scratch, transformed)
-                });
-                let value = range.map_or(value, |r| in_arena(transformed, r));
-                let form = scan_form(forms, form_bytes, hits, id, value, prefilters, walks);
-                slot.form = Some(form);
-                form
+        let Entry {
+            classes,
+            own,
+            slots,
+            forms,
+            ..
+        } = &mut entries[e];
+        let form = if *classes & link.changes_beyond_case == 0 {
+            // The chain changes at most the case of letters: the value's own hits.
+            if *own == NOT_SCANNED {
+                *own = scan_form(forms, form_bytes, hits, value, prefilters, walks);
+            }
+            *own
+        } else {
+            let slot = slot_in(slots, chain);
+            match slot.form {
+                Some(form) => form,
+                None => {
+                    let range = *slot.value.get_or_insert_with(|| {
+                        apply_chain(value, *classes, &link.transforms, scratch, transformed)
+                    });
+                    let value = range.map_or(value, |r| in_arena(transformed, r));
+                    let form = scan_form(forms, form_bytes, hits, value, prefilters, walks);
+                    slot.form = Some(form);
+                    form
+                }
             }
         };
-        Some(self.form_hits(id, form, prefilters, walks))
+        Some(self.form_hits(e, form, prefilters, walks))
     }
 
     /// Where the hits of value `id`'s own bytes start in [`Cache::hits`] (scanned once).
@@ -143,33 +252,25 @@ impl Cache {
         prefilters: &Prefilters,
         walks: Walks,
     ) -> u32 {
-        self.classes(id, value);
-        let mut form = self.values[id as usize].1;
-        if form == NOT_SCANNED {
-            form = scan_form(
-                &mut self.forms,
-                &mut self.form_bytes,
-                &mut self.hits,
-                id,
-                value,
-                prefilters,
-                walks,
-            );
-            self.values[id as usize].1 = form;
+        let e = self.entry(id, value);
+        let Cache {
+            entries,
+            hits,
+            form_bytes,
+            ..
+        } = self;
+        let entry = &mut entries[e];
+        if entry.own == NOT_SCANNED {
+            entry.own = scan_form(&mut entry.forms, form_bytes, hits, value, prefilters, walks);
         }
-        self.form_hits(id, form, prefilters, walks)
+        let form = entry.own;
+        self.form_hits(e, form, prefilters, walks)
     }
 
-    /// Where the hits of form `form` of value `id` start, the hits of the automata in
+    /// Where the hits of form `form` of entry `e` start, the hits of the automata in
     /// `walks` that the form was not walked by added first.
-    pub(super) fn form_hits(
-        &mut self,
-        id: u32,
-        form: u32,
-        prefilters: &Prefilters,
-        walks: Walks,
-    ) -> u32 {
-        let f = &mut self.forms[id as usize][form as usize];
+    fn form_hits(&mut self, e: usize, form: u32, prefilters: &Prefilters, walks: Walks) -> u32 {
+        let f = &mut self.entries[e].forms[form as usize];
         let missing = walks & !f.walked;
         if missing != 0 {
             f.walked |= missing;
@@ -190,23 +291,25 @@ impl Cache {
                 transforms::byte_classes(&item.value),
                 &link.transforms,
                 &mut self.scratch,
-                &mut self.transformed,
+                &mut self.loose,
             ) {
-                Some(range) => in_arena(&self.transformed, range),
+                Some(range) => in_arena(&self.loose, range),
                 None => &item.value,
             };
         };
-        let classes = self.classes(id, &item.value);
-        if classes & link.changes == 0 {
-            return &item.value;
-        }
+        let e = self.entry(id, &item.value);
         let Cache {
-            by_id,
+            entries,
             transformed,
             scratch,
             ..
         } = self;
-        let slot = slot_in(by_id, id, link.transform_chain);
+        let entry = &mut entries[e];
+        if entry.classes & link.changes == 0 {
+            return &item.value;
+        }
+        let classes = entry.classes;
+        let slot = slot_in(&mut entry.slots, link.transform_chain);
         let range = *slot.value.get_or_insert_with(|| {
             apply_chain(&item.value, classes, &link.transforms, scratch, transformed)
         });
@@ -217,43 +320,29 @@ impl Cache {
     }
 }
 
-pub(super) fn slot_in(
-    by_id: &mut Vec<SmallVec<[(u32, Slot); 4]>>,
-    id: u32,
-    chain: u32,
-) -> &mut Slot {
-    let id = id as usize;
-    if id >= by_id.len() {
-        by_id.resize_with(id + 1, SmallVec::new);
-    }
-    let list = &mut by_id[id];
-    let index = match list.iter().position(|(c, _)| *c == chain) {
+fn slot_in(slots: &mut SmallVec<[(u32, Slot); 4]>, chain: u32) -> &mut Slot {
+    let index = match slots.iter().position(|(c, _)| *c == chain) {
         Some(i) => i,
         None => {
-            list.push((chain, Slot::default()));
-            list.len() - 1
+            slots.push((chain, Slot::default()));
+            slots.len() - 1
         }
     };
-    &mut list[index].1
+    &mut slots[index].1
 }
 
-/// Which form of value `id` `value` is, scanned when new (walked by the automata in `walks`):
-/// chains that give the value the same bytes (ignoring case, as the literals do) share
-/// one scan.
-pub(super) fn scan_form(
-    forms: &mut Vec<Forms>,
+/// Which of a value's `forms` `value` is, scanned when new (walked by the automata in
+/// `walks`): chains that give the value the same bytes (ignoring case, as the literals
+/// do) share one scan.
+fn scan_form(
+    forms: &mut Forms,
     form_bytes: &mut Vec<u8>,
     hits: &mut Vec<u64>,
-    id: u32,
     value: &[u8],
     prefilters: &Prefilters,
     walks: Walks,
 ) -> u32 {
-    let index = id as usize;
-    if index >= forms.len() {
-        forms.resize_with(index + 1, SmallVec::new);
-    }
-    let seen = forms[index]
+    let seen = forms
         .iter()
         .position(|f| in_arena(form_bytes, (f.start, f.len)).eq_ignore_ascii_case(value));
     if let Some(form) = seen {
@@ -265,13 +354,13 @@ pub(super) fn scan_form(
     }
     let start = form_bytes.len() as u32;
     form_bytes.extend_from_slice(value);
-    forms[index].push(Form {
+    forms.push(Form {
         start,
         len: value.len() as u32,
         hits: at,
         walked: walks,
     });
-    (forms[index].len() - 1) as u32
+    (forms.len() - 1) as u32
 }
 
 /// The bytes of `range` (start, length) of `arena` (the scanned forms', the transformed

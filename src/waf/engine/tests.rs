@@ -320,3 +320,91 @@ SecRule MATCHED_VARS "@rx evil" "id:3,phase:2,pass"
         assert_eq!(fired(&c), vec![1, 2]);
     }
 }
+
+fn set_of(rules: &str) -> crate::waf::RuleSet {
+    load_text(rules, Path::new("test.conf")).expect("rules parse")
+}
+
+/// Fired ids and the blocking rule of one request on `set`, run on this thread (whose
+/// memo of values, kept from one request to the next, may know its values already).
+fn run_on(set: &crate::waf::RuleSet, head: RequestHead) -> (Vec<u32>, Option<u32>) {
+    let mut tx = Transaction::new(set, head);
+    tx.process_request_headers();
+    tx.process_request_body(b"");
+    let fired = tx.fired().iter().map(|f| f.id).collect();
+    (fired, tx.interruption().map(|i| i.rule_id))
+}
+
+#[test]
+fn the_memo_kept_between_requests_answers_as_a_fresh_one() {
+    // The embedded rule set (transformation chains, prefilters, libinjection) over
+    // requests drawn from a few values, so that most values were seen before: each
+    // request's answer on this thread (memo kept) against a new thread's (memo empty).
+    let section = serde_yaml::from_str("{}").expect("an empty profile");
+    let profile = crate::waf::profile::WafProfile::compile("t", &section).expect("compiles");
+    let set = &*profile.rules;
+    let pool = [
+        "hello",
+        "HELLO",
+        "1'+or+'1'%3d'1",
+        "%3Cscript%3Ealert(1)%3C/script%3E",
+        "..%2f..%2fetc%2fpasswd",
+        "a%3bcat+/etc/passwd",
+        "%26lt%3bscript%26gt%3b",
+        "plain+words+here",
+        "",
+    ];
+    let agents = ["Mozilla/5.0 (X11; Linux x86_64)", "sqlmap/1.7", "curl/8.0"];
+    let mut rng = fastrand::Rng::with_seed(0x51ed);
+    let mut fired = 0;
+    for _ in 0..200 {
+        let picks: Vec<&str> = (0..4).map(|_| pool[rng.usize(0..pool.len())]).collect();
+        let uri = format!("/p?a={}&b={}&{}=1", picks[0], picks[1], picks[2]);
+        let agent = agents[rng.usize(0..agents.len())];
+        let cookie = format!("s={}", picks[3]);
+        let request = head(&uri, &[("User-Agent", agent), ("Cookie", &cookie)]);
+        let kept = run_on(set, request.clone());
+        let fresh = std::thread::scope(|s| s.spawn(|| run_on(set, request)).join())
+            .expect("the fresh thread ran");
+        assert_eq!(kept, fresh, "{uri} {agent} {cookie}");
+        fired += usize::from(kept.1.is_some());
+    }
+    assert!(
+        fired > 20,
+        "the requests must include attacks ({fired} blocked)"
+    );
+    let known = super::buffers::kept_memo_values().expect("buffers kept");
+    // (Each request holds a dozen values or more: most were known from earlier ones.)
+    assert!(
+        known > 0 && known < 1_000,
+        "values kept and shared: {known}"
+    );
+}
+
+#[test]
+fn a_memo_serves_only_the_rule_set_it_was_built_for() {
+    // Both sets give their one literal the same prefilter slot: a memo shared between
+    // them would skip the second set's rule on hits the first set computed.
+    let evil = set_of(r#"SecRule ARGS "@rx evil" "id:1,phase:1,deny,t:lowercase""#);
+    let good = set_of(r#"SecRule ARGS "@rx good" "id:2,phase:1,deny,t:lowercase""#);
+    for _ in 0..3 {
+        assert_eq!(run_on(&evil, head("/?q=GOOD", &[])).1, None);
+        assert_eq!(run_on(&good, head("/?q=GOOD", &[])).1, Some(2));
+        assert_eq!(run_on(&evil, head("/?q=Evil", &[])).1, Some(1));
+    }
+}
+
+#[test]
+fn the_memo_kept_between_requests_stays_bounded() {
+    let set = set_of(r#"SecRule ARGS "@rx evil" "id:1,phase:1,deny,t:urlDecode""#);
+    let mut most = 0;
+    for i in 0..3_000 {
+        let uri = format!("/?a=value{i}&b=other{i}&c=%{:02x}", i % 256);
+        assert_eq!(run_on(&set, head(&uri, &[])).1, None);
+        most = most.max(super::buffers::kept_memo_values().expect("buffers kept"));
+    }
+    // Forgotten whole past the bound, at the start of a request.
+    assert!(most > 1_000, "values are kept ({most})");
+    assert!(most <= super::memo::KEPT_ENTRIES + 16, "{most} values kept");
+    assert_eq!(run_on(&set, head("/?a=%65vil", &[])).1, Some(1));
+}
