@@ -15,7 +15,7 @@ use super::operators::atoi;
 use super::prefilter;
 use super::ruleset::{Link, Rule, RuleSet, Step};
 use super::targets::Target;
-use super::transaction::{Data, Items, RequestHead, RequestHeadRef, ResponseHead, Vars, View};
+use super::transaction::{Data, RequestHead, RequestHeadRef, ResponseHead, Vars, View};
 use super::transforms;
 use super::tx;
 use smallvec::SmallVec;
@@ -457,16 +457,15 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 exclusions.push(target);
             }
         }
-        let mut items = Items::new();
         for (t, target) in link.targets.iter().filter(|t| !t.exclude).enumerate() {
             if t < 64 && may_hold & (1 << t) == 0 {
                 continue;
             }
-            items.clear();
-            view.collect(target, &exclusions, &mut items);
             if target.count {
+                let mut n = 0;
+                view.each(target, &exclusions, |_| n += 1);
                 let mut digits = itoa::Buffer::new();
-                let count = digits.format(items.len()).as_bytes();
+                let count = digits.format(n).as_bytes();
                 let hit = operator.matches(count, &view, link.capture);
                 if hit.is_some() != link.negated {
                     let name = |n: &mut String| n.push_str(target.collection.name());
@@ -475,7 +474,8 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 continue;
             }
             let capture = link.capture && !link.negated;
-            for item in &items {
+            view.each(target, &exclusions, |item| {
+                let item = &item;
                 if link.multi_match {
                     // The value's own hits (scanned once) answer for its first stage, and
                     // for all of them when its chain changes it at most in case; a later
@@ -497,7 +497,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                         _ => None,
                     };
                     if own == Some((false, true)) {
-                        continue;
+                        return;
                     }
                     let spare = &mut self.spare;
                     each_stage(&item.value, link, &mut self.stages, |stage, value| {
@@ -518,7 +518,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                         matches.push(pooled(spare, name, value, hit));
                         true
                     });
-                    continue;
+                    return;
                 }
                 let prefilters = &self.rules.prefilters;
                 if let Some(slot) = link.prefilter_slot {
@@ -534,7 +534,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                             .is_none_or(|h| prefilter::has(&h, slot)),
                     };
                     if !possible {
-                        continue;
+                        return;
                     }
                 }
                 let value = self.cache.value(item, link);
@@ -543,7 +543,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                     let name = |n: &mut String| item.write_name(n);
                     matches.push(pooled(&mut self.spare, name, value, hit));
                 }
-            }
+            });
         }
     }
 

@@ -545,6 +545,12 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     /// The values `target` selects, minus `exclusions` of the same collection.
     pub fn collect(&self, target: &Target, exclusions: &[&Target], out: &mut Items<'a>) {
+        self.each(target, exclusions, |item| out.push(item));
+    }
+
+    /// Each value `target` selects, minus `exclusions` of the same collection, handed to
+    /// `out` in turn (nothing gathered first).
+    pub fn each(&self, target: &Target, exclusions: &[&Target], mut out: impl FnMut(Item<'a>)) {
         use Collection::*;
         let c = target.collection;
         let d = self.data;
@@ -553,14 +559,14 @@ impl<'a> View<'a> {
                 .iter()
                 .any(|x| x.collection == c && x.selector.accepts(key))
         };
-        let keyed = |entries: &'a [Entry], names: bool, out: &mut Items<'a>| {
+        let mut keyed = |entries: &'a [Entry], names: bool| {
             for e in entries {
                 let key = d.get(e.key);
                 if !target.selector.accepts(key) || excluded(key) {
                     continue;
                 }
                 let id = if names { e.key } else { e.value };
-                out.push(Item {
+                out(Item {
                     collection: c,
                     key: Cow::Borrowed(key),
                     value: Cow::Borrowed(d.get(id)),
@@ -570,7 +576,7 @@ impl<'a> View<'a> {
         };
         if let Some((lists, names)) = d.keyed(c) {
             for entries in lists {
-                keyed(entries, names, out);
+                keyed(entries, names);
             }
             return;
         }
@@ -579,7 +585,7 @@ impl<'a> View<'a> {
                 if let Selector::Key(k) = &target.selector {
                     if let Some((k, v)) = self.vars.tx.get_key_value(k.as_str()) {
                         if !excluded(k.as_str().as_bytes()) {
-                            out.push(Item {
+                            out(Item {
                                 collection: c,
                                 key: Cow::Borrowed(k.as_str().as_bytes()),
                                 value: Cow::Borrowed(v),
@@ -592,7 +598,7 @@ impl<'a> View<'a> {
                 let mut push = |(k, v): (&'a TxName, &'a TxValue)| {
                     let k = k.as_str().as_bytes();
                     if target.selector.accepts(k) && !excluded(k) {
-                        out.push(Item {
+                        out(Item {
                             collection: c,
                             key: Cow::Borrowed(k),
                             value: Cow::Borrowed(v),
@@ -624,7 +630,7 @@ impl<'a> View<'a> {
                     } else {
                         name.as_bytes()
                     };
-                    out.push(Item {
+                    out(Item {
                         collection: c,
                         key: Cow::Borrowed(name.as_bytes()),
                         value: Cow::Borrowed(v),
@@ -640,14 +646,14 @@ impl<'a> View<'a> {
                     } else {
                         name.as_bytes()
                     };
-                    out.push(scalar(c, Cow::Borrowed(v), None));
+                    out(scalar(c, Cow::Borrowed(v), None));
                 }
             }
             ReqbodyProcessor => {
                 // Present (empty) even without a processor: CRS's rule 901340 forces
                 // REQUEST_BODY on with `!@rx` over it.
                 let p = self.vars.body_processor.as_deref().unwrap_or("");
-                out.push(scalar(c, Cow::Borrowed(p.as_bytes()), None));
+                out(scalar(c, Cow::Borrowed(p.as_bytes()), None));
             }
             ArgsCombinedSize => {
                 let size: usize = d
@@ -656,9 +662,9 @@ impl<'a> View<'a> {
                     .chain(&d.args_post)
                     .map(|e| d.get(e.key).len() + d.get(e.value).len())
                     .sum();
-                out.push(scalar(c, Cow::Owned(size.to_string().into_bytes()), None));
+                out(scalar(c, Cow::Owned(size.to_string().into_bytes()), None));
             }
-            FilesCombinedSize => out.push(scalar(
+            FilesCombinedSize => out(scalar(
                 c,
                 Cow::Owned(d.files_combined_size.to_string().into_bytes()),
                 None,
@@ -670,7 +676,7 @@ impl<'a> View<'a> {
                     _ => Vec::new(),
                 };
                 for id in ids {
-                    out.push(Item {
+                    out(Item {
                         collection: c,
                         key: Cow::Borrowed(b""),
                         value: Cow::Borrowed(d.get(id)),
@@ -679,12 +685,12 @@ impl<'a> View<'a> {
                 }
             }
             MultipartStrictError | MultipartUnmatchedBoundary => {
-                out.push(scalar(c, Cow::Borrowed(b"0"), None))
+                out(scalar(c, Cow::Borrowed(b"0"), None))
             }
             _ => {
                 if let Some(id) = d.scalar(c) {
                     if !excluded(b"") {
-                        out.push(scalar(c, Cow::Borrowed(d.get(id)), Some(id)));
+                        out(scalar(c, Cow::Borrowed(d.get(id)), Some(id)));
                     }
                 }
             }
