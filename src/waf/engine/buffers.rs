@@ -61,7 +61,9 @@ pub(super) fn take(rules: u64) -> Buffers {
                 None => Cache::default(),
             };
             let previous = std::mem::replace(&mut b.cache, memo);
-            if previous.value_bytes() <= KEEP_LIMIT {
+            // (An empty memo, from a set of buffers made new because another
+            // transaction holds the kept one, must not push out one that knows values.)
+            if previous.known_values() > 0 && previous.value_bytes() <= KEEP_LIMIT {
                 others.insert(0, previous);
                 others.truncate(MEMOS - 1);
             }
@@ -147,6 +149,29 @@ SecAction "id:3,phase:2,pass,nolog"
         many.spare.resize_with(SPARE_LIMIT * 2, Default::default);
         keep(many);
         assert_eq!(take(0).spare.len(), SPARE_LIMIT);
+    }
+
+    #[test]
+    fn a_memo_that_knows_nothing_does_not_push_out_one_that_knows_values() {
+        for rules in [101, 102, 103] {
+            let mut b = take(rules);
+            b.cache.classes(0, b"value");
+            keep(b);
+        }
+        // Rule set 103's buffers are held by a transaction while one on 101 starts: it
+        // gets new buffers, and 101's memo from the others.
+        let held = take(103);
+        let other = take(101);
+        assert_eq!(other.cache.known_values(), 1);
+        OTHER_MEMOS.with(|m| {
+            let others = m.borrow();
+            assert!(
+                others.iter().all(|c| c.known_values() > 0),
+                "no empty memo kept"
+            );
+            assert_eq!(others.len(), 1, "102's memo is still there");
+        });
+        drop((held, other));
     }
 
     fn kept_bytes() -> Option<usize> {

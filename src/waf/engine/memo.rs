@@ -143,7 +143,6 @@ impl Cache {
     }
 
     /// How many distinct values are known.
-    #[cfg(test)]
     pub(super) fn known_values(&self) -> usize {
         self.entries.len()
     }
