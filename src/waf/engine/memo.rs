@@ -204,6 +204,11 @@ impl Cache {
             return None;
         }
         let e = self.entry(id, value);
+        let classes = self.entries[e].classes;
+        if classes & link.changes_beyond_case == 0 {
+            // The chain changes at most the case of letters: the value's own hits.
+            return Some(self.own_hits(id, value, prefilters, walks));
+        }
         let Cache {
             entries,
             hits,
@@ -212,32 +217,18 @@ impl Cache {
             scratch,
             ..
         } = self;
-        let Entry {
-            classes,
-            own,
-            slots,
-            forms,
-            ..
-        } = &mut entries[e];
-        let form = if *classes & link.changes_beyond_case == 0 {
-            // The chain changes at most the case of letters: the value's own hits.
-            if *own == NOT_SCANNED {
-                *own = scan_form(forms, form_bytes, hits, value, prefilters, walks);
-            }
-            *own
-        } else {
-            let slot = slot_in(slots, chain);
-            match slot.form {
-                Some(form) => form,
-                None => {
-                    let range = *slot.value.get_or_insert_with(|| {
-                        apply_chain(value, *classes, &link.transforms, scratch, transformed)
-                    });
-                    let value = range.map_or(value, |r| in_arena(transformed, r));
-                    let form = scan_form(forms, form_bytes, hits, value, prefilters, walks);
-                    slot.form = Some(form);
-                    form
-                }
+        let Entry { slots, forms, .. } = &mut entries[e];
+        let slot = slot_in(slots, chain);
+        let form = match slot.form {
+            Some(form) => form,
+            None => {
+                let range = *slot.value.get_or_insert_with(|| {
+                    apply_chain(value, classes, &link.transforms, scratch, transformed)
+                });
+                let value = range.map_or(value, |r| in_arena(transformed, r));
+                let form = scan_form(forms, form_bytes, hits, value, prefilters, walks);
+                slot.form = Some(form);
+                form
             }
         };
         Some(self.form_hits(e, form, prefilters, walks))
