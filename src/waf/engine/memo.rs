@@ -129,7 +129,8 @@ impl Cache {
         self.rules == rules
     }
 
-    /// The bytes held for values' forms (scanned and transformed) and their entries.
+    /// The bytes held for values' forms (scanned and transformed), their entries and
+    /// the index (about 0.75 MB for a full CRS memo).
     pub(super) fn value_bytes(&self) -> usize {
         let [a, b] = &self.scratch;
         self.form_bytes.capacity()
@@ -140,6 +141,7 @@ impl Cache {
             + b.capacity()
             + self.hits.capacity() * 8
             + self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.index.capacity() * std::mem::size_of::<(u64, u32)>()
     }
 
     /// How many distinct values are known.
