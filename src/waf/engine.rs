@@ -474,74 +474,89 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 continue;
             }
             let capture = link.capture && !link.negated;
+            let quiet_words = self.rules.quiet_bits.div_ceil(64) as usize;
             view.each(target, &exclusions, |item| {
                 let item = &item;
-                if link.multi_match {
-                    // The value's own hits (scanned once) answer for its first stage, and
-                    // for all of them when its chain changes it at most in case; a later
-                    // (decoded) stage is not scanned: a run of the literals' bytes is
-                    // needed first.
-                    let prefilters = &self.rules.prefilters;
-                    let own = match (link.prefilter_slot, item.cache_id) {
-                        // (Only with the prefilter built: without it no hits are known.)
-                        (Some(slot), Some(id)) if prefilters.covers(link.transform_chain) => {
-                            let walks = prefilters.walks_for(slot);
-                            let at = self.cache.own_hits(id, &item.value, prefilters, walks);
-                            let case_only =
-                                self.cache.classes(id, &item.value) & link.changes_beyond_case == 0;
-                            Some((
-                                prefilter::has(&self.cache.hits[at as usize..], slot),
-                                case_only,
-                            ))
-                        }
-                        _ => None,
-                    };
-                    if own == Some((false, true)) {
+                // A value this link found nothing in before (on an earlier request too).
+                let quiet = link.quiet_bit.zip(item.cache_id);
+                if let Some((bit, id)) = quiet {
+                    if self.cache.is_quiet(id, &item.value, bit) {
                         return;
                     }
-                    let spare = &mut self.spare;
-                    each_stage(&item.value, link, &mut self.stages, |stage, value| {
-                        if let Some(slot) = link.prefilter_slot {
-                            let possible = match (stage, own) {
-                                (0, Some((holds, _))) => holds,
-                                _ => prefilters.may_hold(slot, value),
-                            };
-                            if !possible {
+                }
+                let before = matches.len();
+                'item: {
+                    if link.multi_match {
+                        // The value's own hits (scanned once) answer for its first stage, and
+                        // for all of them when its chain changes it at most in case; a later
+                        // (decoded) stage is not scanned: a run of the literals' bytes is
+                        // needed first.
+                        let prefilters = &self.rules.prefilters;
+                        let own = match (link.prefilter_slot, item.cache_id) {
+                            // (Only with the prefilter built: without it no hits are known.)
+                            (Some(slot), Some(id)) if prefilters.covers(link.transform_chain) => {
+                                let walks = prefilters.walks_for(slot);
+                                let at = self.cache.own_hits(id, &item.value, prefilters, walks);
+                                let case_only = self.cache.classes(id, &item.value)
+                                    & link.changes_beyond_case
+                                    == 0;
+                                Some((
+                                    prefilter::has(&self.cache.hits[at as usize..], slot),
+                                    case_only,
+                                ))
+                            }
+                            _ => None,
+                        };
+                        if own == Some((false, true)) {
+                            break 'item;
+                        }
+                        let spare = &mut self.spare;
+                        each_stage(&item.value, link, &mut self.stages, |stage, value| {
+                            if let Some(slot) = link.prefilter_slot {
+                                let possible = match (stage, own) {
+                                    (0, Some((holds, _))) => holds,
+                                    _ => prefilters.may_hold(slot, value),
+                                };
+                                if !possible {
+                                    return false;
+                                }
+                            }
+                            let hit = operator.matches(value, &view, capture);
+                            if hit.is_some() == link.negated {
                                 return false;
                             }
+                            let name = |n: &mut String| item.write_name(n);
+                            matches.push(pooled(spare, name, value, hit));
+                            true
+                        });
+                        break 'item;
+                    }
+                    let prefilters = &self.rules.prefilters;
+                    if let Some(slot) = link.prefilter_slot {
+                        let walks = prefilters.walks_for(slot);
+                        let known = item
+                            .cache_id
+                            .map(|id| self.cache.hits(id, &item.value, link, prefilters, walks));
+                        let possible = match known {
+                            Some(Some(at)) => prefilter::has(&self.cache.hits[at as usize..], slot),
+                            Some(None) => true,
+                            None => prefilters
+                                .scan(link.transform_chain, self.cache.value(item, link))
+                                .is_none_or(|h| prefilter::has(&h, slot)),
+                        };
+                        if !possible {
+                            break 'item;
                         }
-                        let hit = operator.matches(value, &view, capture);
-                        if hit.is_some() == link.negated {
-                            return false;
-                        }
+                    }
+                    let value = self.cache.value(item, link);
+                    let hit = operator.matches(value, &view, capture);
+                    if hit.is_some() != link.negated {
                         let name = |n: &mut String| item.write_name(n);
-                        matches.push(pooled(spare, name, value, hit));
-                        true
-                    });
-                    return;
-                }
-                let prefilters = &self.rules.prefilters;
-                if let Some(slot) = link.prefilter_slot {
-                    let walks = prefilters.walks_for(slot);
-                    let known = item
-                        .cache_id
-                        .map(|id| self.cache.hits(id, &item.value, link, prefilters, walks));
-                    let possible = match known {
-                        Some(Some(at)) => prefilter::has(&self.cache.hits[at as usize..], slot),
-                        Some(None) => true,
-                        None => prefilters
-                            .scan(link.transform_chain, self.cache.value(item, link))
-                            .is_none_or(|h| prefilter::has(&h, slot)),
-                    };
-                    if !possible {
-                        return;
+                        matches.push(pooled(&mut self.spare, name, value, hit));
                     }
                 }
-                let value = self.cache.value(item, link);
-                let hit = operator.matches(value, &view, capture);
-                if hit.is_some() != link.negated {
-                    let name = |n: &mut String| item.write_name(n);
-                    matches.push(pooled(&mut self.spare, name, value, hit));
+                if let (Some((bit, id)), true) = (quiet, matches.len() == before) {
+                    self.cache.set_quiet(id, &item.value, bit, quiet_words);
                 }
             });
         }

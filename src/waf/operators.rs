@@ -42,6 +42,12 @@ pub enum Operator {
 }
 
 impl Operator {
+    /// Whether its answer on a value depends on the value's bytes alone (not on TX or
+    /// other macros).
+    pub fn value_only(&self) -> bool {
+        self.argument().is_none_or(|m| m.is_literal())
+    }
+
     /// The argument, when it may hold macros (`@streq %{tx.x}`).
     pub fn argument(&self) -> Option<&Macro> {
         match self {

@@ -50,6 +50,10 @@ pub struct Link {
     /// skipped before its target list is read (CRS's ~120 prefiltered rules mostly stay
     /// quiet). Empty without a slot.
     pub quick: SmallVec<[Quick; 8]>,
+    /// The link's bit in a value's memo of links that found nothing in it, when what it
+    /// finds depends on the value's bytes alone (no macro, no TX): a value seen before
+    /// skips the transformations, stages and operator of such a link.
+    pub quiet_bit: Option<u32>,
 }
 
 /// What proves, without reading the rule, that its first link cannot match: the link's
@@ -223,6 +227,8 @@ pub struct RuleSet {
     /// Unique to this rule set in the process: what a thread's memo of values (kept
     /// from one transaction to the next) is for.
     pub memo_id: u64,
+    /// How many links have a [`Link::quiet_bit`].
+    pub quiet_bits: u32,
 }
 
 impl RuleSet {
@@ -581,6 +587,7 @@ impl Builder {
             tx_key: None,
             has_exclusions: false,
             quick: SmallVec::new(),
+            quiet_bit: None,
         })
     }
 
@@ -639,6 +646,7 @@ impl Builder {
         let mut groups = Vec::new();
         let mut chain_unions: HashMap<(u32, u32), u32> = HashMap::new();
         let mut sources: Vec<Source> = Vec::new();
+        let mut quiet_bits = 0;
         for (rule, reachable) in self.rules.iter_mut().zip(reachable) {
             // A rule no request reaches (above the paranoia level, removed) needs no
             // prefilter: its literals would only make every scan slower.
@@ -646,6 +654,11 @@ impl Builder {
                 continue;
             }
             for link in &mut rule.links {
+                if link.tx_key.is_none() && link.operator.as_ref().is_some_and(Operator::value_only)
+                {
+                    link.quiet_bit = Some(quiet_bits);
+                    quiet_bits += 1;
+                }
                 // (With `multiMatch`, the engine uses the slot only where every stage
                 // of a value holds the same literals as the value.)
                 if link.negated {
@@ -725,6 +738,7 @@ impl Builder {
         static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         RuleSet {
             memo_id: BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            quiet_bits,
             initial_tx,
             chain_union_sources,
             gates,

@@ -50,6 +50,9 @@ struct Entry {
     own: u32,
     slots: SmallVec<[(u32, Slot); 4]>,
     forms: Forms,
+    /// Where its bits of links that found nothing in it start in [`Cache::quiet`]
+    /// (`NO_QUIET` until one did).
+    quiet: u32,
 }
 
 /// At most this many distinct values are kept from one transaction to the next.
@@ -81,10 +84,14 @@ pub(super) struct Cache {
     form_bytes: Vec<u8>,
     /// Every transformed value, back to back (see [`Slot::value`]).
     pub(super) transformed: Vec<u8>,
+    /// Per entry that has them, one bit per [`Link::quiet_bit`]: the link found nothing
+    /// in the value (its answer depends on the value's bytes alone).
+    quiet: Vec<u64>,
 }
 
 pub(super) const NOT_SCANNED: u32 = u32::MAX;
 const NO_ENTRY: u32 = u32::MAX;
+const NO_QUIET: u32 = u32::MAX;
 
 /// The map's keys are hashes already.
 #[derive(Default)]
@@ -121,6 +128,7 @@ impl Cache {
             self.hits.clear();
             self.form_bytes.clear();
             self.transformed.clear();
+            self.quiet.clear();
         }
     }
 
@@ -140,6 +148,7 @@ impl Cache {
             + a.capacity()
             + b.capacity()
             + self.hits.capacity() * 8
+            + self.quiet.capacity() * 8
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.index.capacity() * std::mem::size_of::<(u64, u32)>()
     }
@@ -173,6 +182,7 @@ impl Cache {
                     own: NOT_SCANNED,
                     slots: SmallVec::new(),
                     forms: SmallVec::new(),
+                    quiet: NO_QUIET,
                 });
                 if known.is_none() {
                     self.index.insert(hash, e);
@@ -182,6 +192,25 @@ impl Cache {
         };
         self.entry_of[index] = entry;
         entry as usize
+    }
+
+    /// Whether the link of quiet bit `bit` found nothing in value `id` before.
+    pub(super) fn is_quiet(&mut self, id: u32, value: &[u8], bit: u32) -> bool {
+        let e = self.entry(id, value);
+        let at = self.entries[e].quiet;
+        at != NO_QUIET && self.quiet[at as usize + bit as usize / 64] & (1 << (bit % 64)) != 0
+    }
+
+    /// Notes that the link of quiet bit `bit` (of `words` words of such bits) found
+    /// nothing in value `id`.
+    pub(super) fn set_quiet(&mut self, id: u32, value: &[u8], bit: u32, words: usize) {
+        let e = self.entry(id, value);
+        if self.entries[e].quiet == NO_QUIET {
+            self.entries[e].quiet = self.quiet.len() as u32;
+            self.quiet.resize(self.quiet.len() + words, 0);
+        }
+        let at = self.entries[e].quiet as usize;
+        self.quiet[at + bit as usize / 64] |= 1 << (bit % 64);
     }
 
     /// The byte classes of value `id`.

@@ -408,3 +408,28 @@ fn the_memo_kept_between_requests_stays_bounded() {
     assert!(most <= super::memo::KEPT_ENTRIES + 16, "{most} values kept");
     assert_eq!(run_on(&set, head("/?a=%65vil", &[])).1, Some(1));
 }
+
+#[test]
+fn a_value_found_quiet_is_read_again_by_links_whose_answer_depends_on_more() {
+    // Link 2's operator reads TX: that it found nothing in `b` once (when TX said `a`)
+    // must not keep it quiet when TX says `b`. Link 3 found nothing in `b`; link 4, on
+    // the same value and stages, must still find what it looks for.
+    let set = set_of(
+        r#"
+SecRule REQUEST_HEADERS:X-Mode "@rx ." "id:1,phase:1,pass,nolog,setvar:'tx.expect=%{MATCHED_VAR}'"
+SecRule ARGS:q "@streq %{tx.expect}" "id:2,phase:1,pass"
+SecRule ARGS:q "@rx foo" "id:3,phase:1,pass,multiMatch,t:urlDecode"
+SecRule ARGS:q "@rx bar" "id:4,phase:1,pass,multiMatch,t:urlDecode"
+"#,
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            run_on(&set, head("/?q=b%61r", &[("X-Mode", "a")])).0,
+            vec![1, 4]
+        );
+        assert_eq!(
+            run_on(&set, head("/?q=b%61r", &[("X-Mode", "bar")])).0,
+            vec![1, 2, 4]
+        );
+    }
+}
