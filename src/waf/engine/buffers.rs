@@ -29,9 +29,10 @@ pub(super) struct Buffers {
 const MEMOS: usize = 4;
 
 /// Past this many bytes of values, their transformed forms and the memo's entries, a set
-/// of buffers is not kept (the memo kept between requests stays below it: see
-/// [`super::memo::KEPT_ENTRIES`]).
-const KEEP_LIMIT: usize = 1024 * 1024;
+/// of buffers is not kept. The memo kept between requests stays well below it (about
+/// 0.9 MB at its bounds with CRS, see [`super::memo::KEPT_ENTRIES`]): a set dropped
+/// for its memo would be made anew, with all its allocations, each time the memo fills.
+const KEEP_LIMIT: usize = 2 * 1024 * 1024;
 
 impl Buffers {
     /// The bytes held for values: the request's, their scanned and transformed forms,
@@ -98,6 +99,12 @@ pub(super) fn keep(buffers: Buffers) {
             *kept = Some(buffers);
         }
     });
+}
+
+/// How many entries the memo this thread keeps has room for (None: no buffers kept).
+#[cfg(test)]
+pub(super) fn kept_memo_room() -> Option<usize> {
+    KEPT.with(|k| k.borrow().as_ref().map(|b| b.cache.room()))
 }
 
 /// How many distinct values the memo this thread keeps knows (None: no buffers kept).

@@ -57,6 +57,9 @@ struct Entry {
 
 /// At most this many distinct values are kept from one transaction to the next.
 pub(super) const KEPT_ENTRIES: usize = 2048;
+/// Room for the values of one request beyond [`KEPT_ENTRIES`]: the entries' vector grows
+/// to the bound plus this, not to twice the bound (the memo is forgotten once past it).
+pub(super) const ENTRY_HEADROOM: usize = 512;
 /// At most this many bytes of values and their forms are kept from one transaction to
 /// the next.
 pub(super) const KEPT_BYTES: usize = 256 * 1024;
@@ -92,6 +95,18 @@ pub(super) struct Cache {
 pub(super) const NOT_SCANNED: u32 = u32::MAX;
 const NO_ENTRY: u32 = u32::MAX;
 const NO_QUIET: u32 = u32::MAX;
+
+/// Makes room for one more entry, doubling as a vector does but up to the kept bound
+/// plus [`ENTRY_HEADROOM`] only: doubled past the bound, the memo's entries alone took
+/// 0.75 MB, its buffers went past the size a thread keeps and were made anew each
+/// time the memo filled.
+fn grow_to_bound(entries: &mut Vec<Entry>) {
+    let len = entries.len();
+    if len == entries.capacity() {
+        let bounded = (len * 2).clamp(64, KEPT_ENTRIES + ENTRY_HEADROOM);
+        entries.reserve_exact(bounded.max(len + 1) - len);
+    }
+}
 
 /// The map's keys are hashes already.
 #[derive(Default)]
@@ -158,6 +173,12 @@ impl Cache {
         self.entries.len()
     }
 
+    /// How many entries there is room for.
+    #[cfg(test)]
+    pub(super) fn room(&self) -> usize {
+        self.entries.capacity()
+    }
+
     /// The entry of value `id` (bytes `value`): found by its bytes the first time the
     /// transaction reads it, made when new.
     fn entry(&mut self, id: u32, value: &[u8]) -> usize {
@@ -173,6 +194,7 @@ impl Cache {
         let entry = match known {
             Some(e) if in_arena(&self.keys, self.entries[e as usize].key) == value => e,
             _ => {
+                grow_to_bound(&mut self.entries);
                 let e = self.entries.len() as u32;
                 let start = self.keys.len() as u32;
                 self.keys.extend_from_slice(value);

@@ -403,9 +403,15 @@ fn the_memo_kept_between_requests_stays_bounded() {
         assert_eq!(run_on(&set, head(&uri, &[])).1, None);
         most = most.max(super::buffers::kept_memo_values().expect("buffers kept"));
     }
-    // Forgotten whole past the bound, at the start of a request.
+    // Forgotten whole past the bound, at the start of a request; its entries' vector
+    // grown to the bound and a request's worth, not doubled past it.
     assert!(most > 1_000, "values are kept ({most})");
     assert!(most <= super::memo::KEPT_ENTRIES + 16, "{most} values kept");
+    let room = super::buffers::kept_memo_room().expect("buffers kept");
+    assert!(
+        room <= super::memo::KEPT_ENTRIES + super::memo::ENTRY_HEADROOM,
+        "room for {room} entries"
+    );
     assert_eq!(run_on(&set, head("/?a=%65vil", &[])).1, Some(1));
 }
 
