@@ -1,5 +1,6 @@
 //! The memo of request values: each value's byte classes, its transformed form per
-//! chain, and the literal prefilter's hits per distinct form, each computed once however
+//! chain, the literal prefilter's hits per distinct form, and which links found nothing
+//! in it (those whose answer depends on its bytes alone), each computed once however
 //! many rules read the value. Most chains leave most values as they are; a value's byte
 //! classes tell which, and those chains cost neither a transformation nor a lookup.
 //!
