@@ -81,6 +81,9 @@ pub struct Transaction<R: Deref<Target = RuleSet> + Clone> {
     matches: Vec<Match>,
     /// Buffers for `multiMatch` stages (kept for their capacity).
     stages: [Vec<u8>; 2],
+    /// An earlier transaction's TX, for its nodes and buffers: reset to the initial
+    /// values at phase 1's first step.
+    kept_tx: super::tx::TxMap,
 }
 
 struct Match {
@@ -130,6 +133,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
             spare: b.spare,
             matches: b.matches,
             stages: b.stages,
+            kept_tx: b.tx,
         }
     }
 
@@ -255,7 +259,9 @@ impl<R: Deref<Target = RuleSet> + Clone> Transaction<R> {
                 Step::Rule(index) => *index,
                 Step::Preset => {
                     if self.vars.tx.is_empty() {
-                        self.vars.tx.clone_from(&rules.initial_tx);
+                        let mut tx = std::mem::take(&mut self.kept_tx);
+                        tx::reset_to(&mut tx, &rules.initial_tx);
+                        self.vars.tx = tx;
                     } else {
                         for (name, value) in &rules.initial_tx {
                             self.vars.tx.insert(name.clone(), value.clone());
@@ -622,6 +628,10 @@ impl<R: Deref<Target = RuleSet> + Clone> Drop for Transaction<R> {
         use std::mem::take;
         let mut spare = take(&mut self.spare);
         spare.extend(self.vars.matched_var.take());
+        let mut tx = take(&mut self.vars.tx);
+        if tx.is_empty() || tx.len() > buffers::TX_LIMIT {
+            tx = take(&mut self.kept_tx);
+        }
         buffers::keep(buffers::Buffers {
             data: take(&mut self.data),
             cache: take(&mut self.cache),
@@ -634,6 +644,7 @@ impl<R: Deref<Target = RuleSet> + Clone> Drop for Transaction<R> {
             matches: take(&mut self.matches),
             matched_vars: take(&mut self.vars.matched_vars),
             stages: take(&mut self.stages),
+            tx,
         });
     }
 }

@@ -5,6 +5,7 @@
 //! transformed forms) is freed instead of kept.
 
 use super::super::transaction::Data;
+use super::super::tx::TxMap;
 use super::memo::Cache;
 use super::{Fired, Match};
 use std::cell::RefCell;
@@ -23,6 +24,9 @@ pub(super) struct Buffers {
     pub(super) matches: Vec<Match>,
     pub(super) matched_vars: Vec<(String, Vec<u8>)>,
     pub(super) stages: [Vec<u8>; 2],
+    /// A transaction's TX, reset to the rule set's initial values when the next one
+    /// starts its first phase ([`super::super::tx::reset_to`]).
+    pub(super) tx: TxMap,
 }
 
 /// A thread keeps the memo of values of this many rule sets (a profile per route).
@@ -82,6 +86,10 @@ pub(super) fn take(rules: u64) -> Buffers {
     b.spare.truncate(SPARE_LIMIT);
     b
 }
+
+/// A TX with more variables than this is not kept (a request with hundreds of headers
+/// leaves one name per header from CRS 920450).
+pub(super) const TX_LIMIT: usize = 512;
 
 /// At most this many spare match buffers are kept (a request that matched more keeps
 /// its surplus only until the next one starts).

@@ -439,3 +439,23 @@ SecRule ARGS:q "@rx bar" "id:4,phase:1,pass,multiMatch,t:urlDecode"
         );
     }
 }
+
+#[test]
+fn each_request_starts_from_the_initial_tx_whatever_the_last_one_left() {
+    // A worker keeps a transaction's TX for the next one and resets it: a score raised,
+    // a variable deleted and one added by request A must not be seen by request B.
+    let set = set_of(
+        r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.score=0,setvar:tx.mode=init"
+SecRule ARGS:q "@rx ." "id:2,phase:1,pass,setvar:tx.score=+5,setvar:'tx.extra_%{MATCHED_VAR}=1',setvar:!tx.mode"
+SecRule TX:score "@eq 0" "id:3,phase:1,pass"
+SecRule &TX:mode "@eq 1" "id:4,phase:1,pass"
+SecRule TX:/^extra_/ "@rx ." "id:5,phase:1,pass"
+"#,
+    );
+    let ids = |fired: Vec<u32>| -> Vec<u32> { fired.into_iter().filter(|id| *id > 1).collect() };
+    for _ in 0..3 {
+        assert_eq!(ids(run_on(&set, head("/?q=x", &[])).0), vec![2, 5]);
+        assert_eq!(ids(run_on(&set, head("/", &[])).0), vec![3, 4]);
+    }
+}
