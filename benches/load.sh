@@ -17,6 +17,8 @@
 # with ModSecurity v3 and the same CRS (CRS_DIR, default ../shared/corpora/crs).
 # Environment: ROUNDS (5), DURATION seconds per run (4), CONNECTIONS (16), BIN_DIR,
 # WAF_REQUESTS (varied: each WAF request another page, session and form; or repeated),
+# BASELINE_BIN_DIR (another build's target/release: its gatehouse with the WAF runs in the
+# same rounds as `baseline-waf`, for an A/B of two builds on a noisy machine),
 # GATEHOUSE_SERVER_EXTRA (extra `server:` keys for a tuning experiment, e.g.
 # ", work_stealing: true").
 set -euo pipefail
@@ -131,8 +133,8 @@ EOF
     done
 }
 
-start_gatehouse() { # scenario port [waf]
-    local dir="$WORK/gatehouse-$1${3:+-waf}"
+start_gatehouse() { # scenario port [waf] [bin_dir]
+    local dir="$WORK/gatehouse-$1${3:+-waf}${4:+-baseline}"
     mkdir -p "$dir"
     {
         cat <<EOF
@@ -156,7 +158,7 @@ EOF
             echo "routes: [ { name: all, upstream: app } ]"
         fi
     } >"$dir/gatehouse.yaml"
-    RUST_LOG=warn taskset -c $PROXY_CORE "$BIN_DIR/gatehouse" -c "$dir/gatehouse.yaml" >/dev/null 2>"$dir/log" &
+    RUST_LOG=warn taskset -c $PROXY_CORE "${4:-$BIN_DIR}/gatehouse" -c "$dir/gatehouse.yaml" >/dev/null 2>"$dir/log" &
     echo $!
 }
 
@@ -341,6 +343,10 @@ for scenario in "${SCENARIOS[@]}"; do
             [ -r "$MODSEC_MODULE" ] ||
                 die "nginx's ModSecurity module is missing (make bench-load installs libnginx-mod-http-modsecurity)"
             PROXIES=(gatehouse gatehouse-waf nginx-modsec)
+            if [ -n "${BASELINE_BIN_DIR:-}" ]; then
+                [ -x "$BASELINE_BIN_DIR/gatehouse" ] || die "no gatehouse in BASELINE_BIN_DIR=$BASELINE_BIN_DIR"
+                PROXIES+=(baseline-waf)
+            fi
             ;;
         *) die "unknown scenario $scenario (passthrough, edge, waf, waf-post)" ;;
     esac
@@ -350,6 +356,7 @@ for scenario in "${SCENARIOS[@]}"; do
         case $proxy in
             gatehouse) PID[$proxy]=$(start_gatehouse "$scenario" "${PORT[$proxy]}") ;;
             gatehouse-waf) PID[$proxy]=$(start_gatehouse "$scenario" "${PORT[$proxy]}" waf) ;;
+            baseline-waf) PID[$proxy]=$(start_gatehouse "$scenario" "${PORT[$proxy]}" waf "$BASELINE_BIN_DIR") ;;
             bare-pingora) PID[$proxy]=$(start_bare "$scenario" "${PORT[$proxy]}") ;;
             nginx) PID[$proxy]=$(start_nginx "$scenario" "${PORT[$proxy]}") ;;
             nginx-modsec) PID[$proxy]=$(start_nginx "$scenario" "${PORT[$proxy]}" modsec) ;;
@@ -391,8 +398,13 @@ for scenario in "${SCENARIOS[@]}"; do
             END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$results" | median
     }
     if [ "${PROXIES[1]}" = gatehouse-waf ]; then
-        printf "ratio CPU/request  gatehouse-waf/gatehouse: %.3f   nginx-modsec/gatehouse-waf: %.1f   (medians of per-round ratios)\n\n" \
+        printf "ratio CPU/request  gatehouse-waf/gatehouse: %.3f   nginx-modsec/gatehouse-waf: %.1f   (medians of per-round ratios)\n" \
             "$(ratio gatehouse-waf gatehouse)" "$(ratio nginx-modsec gatehouse-waf)"
+        if [ -n "${BASELINE_BIN_DIR:-}" ]; then
+            printf "ratio CPU/request  gatehouse-waf/baseline-waf: %.3f   (this build against BASELINE_BIN_DIR's, same rounds)\n" \
+                "$(ratio gatehouse-waf baseline-waf)"
+        fi
+        echo
     else
         printf "ratio CPU/request  gatehouse/bare-pingora: %.3f   gatehouse/nginx: %.3f   (medians of per-round ratios)\n\n" \
             "$(ratio gatehouse bare-pingora)" "$(ratio gatehouse nginx)"
