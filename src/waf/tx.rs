@@ -77,38 +77,35 @@ pub fn set(tx: &mut TxMap, name: &str, interned: Option<&'static str>, value: &[
 /// Makes `tx` equal to `initial`, reusing its nodes and value buffers (a worker keeps
 /// one transaction's TX for the next, which would otherwise copy CRS's initial values,
 /// about fifty allocations, and free them again): one ordered pass over both maps keeps
-/// the names `initial` has (their values reset) and removes the others; names `initial`
-/// has and `tx` lost are copied in after.
+/// the names `initial` has (their values reset) and removes the others; the names it
+/// passes over, which `tx` lost, are copied in after.
 pub fn reset_to(tx: &mut TxMap, initial: &TxMap) {
     if tx.is_empty() {
         tx.clone_from(initial);
         return;
     }
     let mut wanted = initial.iter().peekable();
-    let mut kept = 0;
+    // Initial names the merge passes over without finding them in `tx` (deleted by the
+    // last request): copied in after.
+    let mut missing: SmallVec<[(&TxName, &TxValue); 8]> = SmallVec::new();
     tx.retain(|name, value| {
-        while wanted
-            .next_if(|(w, _)| w.as_str() < name.as_str())
-            .is_some()
-        {}
+        while let Some(lost) = wanted.next_if(|(w, _)| w.as_str() < name.as_str()) {
+            missing.push(lost);
+        }
         match wanted.next_if(|(w, _)| w.as_str() == name.as_str()) {
             Some((_, v)) => {
                 if value.as_slice() != v.as_slice() {
                     value.clear();
                     value.extend_from_slice(v);
                 }
-                kept += 1;
                 true
             }
             None => false,
         }
     });
-    if kept < initial.len() {
-        for (name, value) in initial {
-            if !tx.contains_key(name.as_str()) {
-                tx.insert(name.clone(), value.clone());
-            }
-        }
+    missing.extend(wanted);
+    for (name, value) in missing {
+        tx.insert(name.clone(), value.clone());
     }
 }
 
